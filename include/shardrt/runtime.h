@@ -138,7 +138,7 @@ typedef struct shardrt_optim_params {
   shardrt_optimizer_kind kind;
   double lr;
   double beta1, beta2, eps;  /* AdamW */
-  double weight_decay;       /* decoupled (AdamW); L2-free for SGD too */
+  double weight_decay;       /* AdamW: decoupled; SGD: L2 added to the gradient (as torch) */
   double momentum;           /* SGD */
 } shardrt_optim_params;
 
