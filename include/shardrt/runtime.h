@@ -101,12 +101,13 @@ SHARDRT_API shardrt_status shardrt_unit_info_get(const shardrt_ctx *ctx, int uni
 
 /* ---- parameter values ---- */
 
-/* Sets a parameter from a full host fp32 tensor. Every rank passes the same
- * values (or, with plan.sync_module_states, only rank 0's count: call
- * shardrt_sync_params afterwards). Not collective. */
+/* Sets a parameter from a full host fp32 tensor: every rank passes the same
+ * values and stores the part it owns. Not collective. */
 SHARDRT_API shardrt_status shardrt_param_set(shardrt_ctx *ctx, int param_id, const float *values);
-/* Collective: broadcasts rank 0's parameters to every rank (sync_module_states). */
-SHARDRT_API shardrt_status shardrt_sync_params(shardrt_ctx *ctx);
+/* Collective (sync_module_states): rank `root` passes the full tensor, the
+ * others pass NULL; every rank stores the part it owns. */
+SHARDRT_API shardrt_status shardrt_param_set_from_root(shardrt_ctx *ctx, int param_id, const float *values,
+                                                       int root);
 /* Collective: every rank receives the full parameter as host fp32 (from the
  * optimizer's copy: master weights when the plan keeps them). */
 SHARDRT_API shardrt_status shardrt_param_get(shardrt_ctx *ctx, int param_id, float *out);
@@ -198,6 +199,19 @@ typedef struct shardrt_mem_stats {
 } shardrt_mem_stats;
 SHARDRT_API void shardrt_mem_stats_get(const shardrt_ctx *ctx, shardrt_mem_stats *out);
 SHARDRT_API void shardrt_mem_stats_reset_peak(shardrt_ctx *ctx);
+
+/* ---- timeline ---- */
+
+/* Starts writing a Chrome/Perfetto trace (JSON) of this rank to `path`
+ * ("%r" in path is replaced by the rank): compute spans per unit and phase,
+ * each collective with its bytes, and the waits on communication. */
+SHARDRT_API shardrt_status shardrt_trace_start(shardrt_ctx *ctx, const char *path);
+/* Flushes and closes the trace (also done by shardrt_ctx_destroy). */
+SHARDRT_API shardrt_status shardrt_trace_stop(shardrt_ctx *ctx);
+/* Adds a program-defined span (seconds from shardrt_now()) to the trace. */
+SHARDRT_API void shardrt_trace_span(shardrt_ctx *ctx, const char *name, double t0, double t1);
+/* Monotonic seconds, the clock the trace uses. */
+SHARDRT_API double shardrt_now(void);
 
 #ifdef __cplusplus
 }

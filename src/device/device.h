@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Device backend interface: memory, copies, and the few kernels the runtime
  * needs on flat shards. `cpu` is the reference (and test oracle); `cuda` runs
- * kernels/*.cu on the context's compute stream. All ops are ordered on that
+ * the kernels in kernels/ on the context's compute stream. All ops are ordered on that
  * one stream; sync() waits for them. Every op returns a shardrt_status and
  * sets the thread's last error on failure. */
 #ifndef SHARDRT_DEVICE_H

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The context's internals: model registry, units and their flat buffers. */
+#ifndef SHARDRT_CTX_H
+#define SHARDRT_CTX_H
+
+#include <mpi.h>
+
+#include "shardrt/runtime.h"
+#include "src/comm/comm.h"
+#include "src/core/error.h"
+#include "src/device/device.h"
+
+/* Where a buffer lives. NVME buffers are file-backed mappings in the plan's
+ * nvme path (host-addressable, paged by the OS). */
+typedef enum shardrt__loc { SHARDRT__LOC_DEVICE = 0, SHARDRT__LOC_HOST, SHARDRT__LOC_NVME } shardrt__loc;
+
+typedef enum shardrt__mem_cat {
+  SHARDRT__MEM_PARAMS = 0,
+  SHARDRT__MEM_GRADS,
+  SHARDRT__MEM_MASTER,
+  SHARDRT__MEM_OPTIM,
+  SHARDRT__MEM_GATHERED, /* transient full params / grads */
+  SHARDRT__MEM_STAGING,
+  SHARDRT__MEM_COUNT_
+} shardrt__mem_cat;
+
+/* One allocation of one role: elements of one dtype. */
+typedef struct shardrt__buf {
+  void *p;
+  int64_t n;
+  shardrt_dtype dt;
+  shardrt__loc loc;
+  shardrt__mem_cat cat;
+  size_t bytes;
+} shardrt__buf;
+
+typedef struct shardrt__module {
+  char *name;
+  char *cls;
+  int unit;
+} shardrt__module;
+
+typedef struct shardrt__param {
+  char *name;
+  int module;
+  int ndim;
+  int64_t shape[8];
+  int64_t numel;
+  int unit;
+  int64_t offset; /* in the unit's flat coordinates */
+} shardrt__param;
+
+typedef enum shardrt__unit_phase { SHARDRT__IDLE = 0, SHARDRT__FORWARD, SHARDRT__BACKWARD } shardrt__unit_phase;
+
+struct shardrt__strategy_i;
+
+typedef struct shardrt__unit {
+  char *name;
+  int *params;
+  int nparams;
+  int64_t numel, padded;   /* unpadded / padded element count */
+  int64_t shard_n;         /* padded / shard group size */
+  int64_t shard_off;       /* this rank's shard start */
+  int64_t opt_off, opt_n;  /* the optimizer partition this rank updates */
+  const struct shardrt__strategy_i *strat;
+  bool shard_params, shard_grads, shard_optim;
+
+  /* Persistent state. */
+  shardrt__buf param;  /* stored params: full or this rank's shard */
+  shardrt__buf master; /* optimizer-dtype copy of the optimizer partition (optional) */
+  shardrt__buf grad;   /* reduced grads: full or shard */
+  shardrt__buf m, v;   /* optimizer moments over the optimizer partition */
+
+  /* Transient state. */
+  shardrt__buf full;   /* full params in compute dtype (alias of param when possible) */
+  bool full_alias, full_valid;
+  shardrt__req *gather_req;
+  shardrt__buf gview;  /* the grad view handed to the program (compute dtype) */
+  bool gview_alias;
+  shardrt__buf accum;  /* no_sync: full local gradient sum across micro-batches */
+  bool accum_alias;
+  shardrt__buf red;    /* reduce-dtype staging for a collective in flight */
+  shardrt__buf red_out;
+  shardrt__req *reduce_req;
+  shardrt__unit_phase phase;
+  int fwd_pos;         /* position in the recorded forward order (-1: unseen) */
+} shardrt__unit;
+
+typedef struct shardrt__trace shardrt__trace;
+
+struct shardrt_ctx {
+  shardrt_plan plan;
+  int rank, world, local_rank;
+  bool own_mpi;
+  MPI_Comm mpi_world, mpi_shard; /* host-side control traffic */
+  shardrt__device dev;  /* the compute device */
+  shardrt__device host; /* the CPU backend, for offloaded state */
+  shardrt__comm comm;
+  char comm_name[16];
+
+  shardrt__module *modules;
+  int nmodules, cap_modules;
+  shardrt__param *params;
+  int nparams, cap_params;
+  shardrt__unit *units;
+  int nunits;
+  bool finalized;
+
+  shardrt_optim_params opt;
+  int64_t step;
+  int micro_index, micro_count;
+  /* fp16 loss scaler */
+  double loss_scale;
+  int64_t good_steps;
+  int64_t hysteresis_left;
+
+  /* Forward order recorded on the first step (for prefetch). */
+  int *order;
+  int norder;
+  bool order_frozen;
+
+  /* Accounting. */
+  shardrt_comm_stats cstats;
+  uint64_t mem[SHARDRT__MEM_COUNT_];
+  uint64_t mem_offloaded;
+  uint64_t mem_current, mem_peak;
+  int fail_alloc_after;
+  int nallocs;
+  int nvme_seq;
+  shardrt__trace *trace;
+};
+
+/* ---- buffers (src/core/buffer.c) ---- */
+shardrt_status shardrt__buf_alloc(shardrt_ctx *ctx, shardrt__buf *b, shardrt__mem_cat cat, shardrt__loc loc,
+                                  shardrt_dtype dt, int64_t n);
+void shardrt__buf_free(shardrt_ctx *ctx, shardrt__buf *b);
+shardrt_status shardrt__buf_zero(shardrt_ctx *ctx, shardrt__buf *b);
+/* The backend that can run ops on memory at `loc`. */
+shardrt__device *shardrt__ops(shardrt_ctx *ctx, shardrt__loc loc);
+/* dst[doff..+n] = cast(src[soff..+n]) across locations (staging as needed). */
+shardrt_status shardrt__buf_cast(shardrt_ctx *ctx, shardrt__buf *dst, int64_t doff, const shardrt__buf *src,
+                                 int64_t soff, int64_t n);
+/* dst[doff..+n] += cast(src[soff..+n]) across locations. */
+shardrt_status shardrt__buf_add(shardrt_ctx *ctx, shardrt__buf *dst, int64_t doff, const shardrt__buf *src,
+                                int64_t soff, int64_t n);
+/* Host fp32 <-> buffer elements. */
+shardrt_status shardrt__buf_read_f32(shardrt_ctx *ctx, const shardrt__buf *b, int64_t off, int64_t n, float *out);
+shardrt_status shardrt__buf_write_f32(shardrt_ctx *ctx, shardrt__buf *b, int64_t off, int64_t n, const float *in);
+static inline void *shardrt__at(const shardrt__buf *b, int64_t off) {
+  return (char *)b->p + (size_t)off * shardrt_dtype_size(b->dt);
+}
+
+/* ---- collectives with accounting (src/core/coll.c) ---- */
+shardrt_status shardrt__all_gather(shardrt_ctx *ctx, shardrt__group g, const void *send, void *recv, size_t count,
+                                   shardrt_dtype dt, shardrt__req **req);
+shardrt_status shardrt__reduce_scatter(shardrt_ctx *ctx, shardrt__group g, const void *send, void *recv,
+                                       size_t count, shardrt_dtype dt, shardrt__req **req);
+shardrt_status shardrt__all_reduce(shardrt_ctx *ctx, shardrt__group g, void *buf, size_t count, shardrt_dtype dt,
+                                   shardrt__req **req);
+shardrt_status shardrt__broadcast(shardrt_ctx *ctx, shardrt__group g, void *buf, size_t count, shardrt_dtype dt,
+                                  int root, shardrt__req **req);
+/* Waits on a request; the time spent counts as exposed communication. */
+shardrt_status shardrt__wait(shardrt_ctx *ctx, shardrt__req **req, shardrt_coll_kind kind);
+double shardrt__now(void);
+
+/* ---- units (src/core/units.c) ---- */
+shardrt_status shardrt__build_units(shardrt_ctx *ctx);
+shardrt_status shardrt__alloc_unit_state(shardrt_ctx *ctx, shardrt__unit *u);
+shardrt_status shardrt__check_unit(const shardrt_ctx *ctx, int unit, const char *fn);
+/* Completes every gradient reduction still in flight (lifecycle.c). */
+shardrt_status shardrt__finish_all_reductions(shardrt_ctx *ctx);
+
+#endif

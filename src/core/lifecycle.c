@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The unit lifecycle: gather before use, prefetch the next unit, hand out
+ * views, reduce gradients after backward (overlapped with the next unit's
+ * backward), release what the strategy does not keep. */
+#include <string.h>
+
+#include "src/core/ctx.h"
+#include "src/core/trace.h"
+#include "src/strategy/strategy.h"
+
+/* Gathered elements in flight or held, against stage3_max_live_parameters. */
+static int64_t live_elems(const shardrt_ctx *ctx) {
+  int64_t n = 0;
+  for (int i = 0; i < ctx->nunits; i++)
+    if (!ctx->units[i].full_alias && ctx->units[i].full.p) n += ctx->units[i].padded;
+  return n;
+}
+
+static shardrt_status start_gather(shardrt_ctx *ctx, shardrt__unit *u) {
+  if (u->full_valid || u->gather_req) return SHARDRT_OK;
+  SHARDRT__CHECK(u->strat->gather(ctx, u));
+  if (!u->gather_req) u->full_valid = true;
+  return SHARDRT_OK;
+}
+
+static shardrt_status ensure_gathered(shardrt_ctx *ctx, shardrt__unit *u) {
+  SHARDRT__CHECK(start_gather(ctx, u));
+  if (u->gather_req) {
+    SHARDRT__CHECK(shardrt__wait(ctx, &u->gather_req, SHARDRT_COLL_ALL_GATHER));
+    u->full_valid = true;
+  }
+  return SHARDRT_OK;
+}
+
+/* Starts the gather of the unit at `pos` of the recorded forward order,
+ * when there is one and the live-parameter budget allows it. */
+static shardrt_status prefetch(shardrt_ctx *ctx, int pos) {
+  if (!ctx->order_frozen || pos < 0 || pos >= ctx->norder) return SHARDRT_OK;
+  shardrt__unit *n = &ctx->units[ctx->order[pos]];
+  if (n->full_valid || n->gather_req || n->phase != SHARDRT__IDLE) return SHARDRT_OK;
+  if (!n->full_alias && live_elems(ctx) + n->padded > ctx->plan.max_live_parameters) return SHARDRT_OK;
+  return start_gather(ctx, n);
+}
+
+static double t_begin[2];
+
+shardrt_status shardrt_begin_micro_batch(shardrt_ctx *ctx, int index, int count) {
+  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_begin_micro_batch: ctx is NULL");
+  if (count < 1 || index < 0 || index >= count)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT,
+                          "shardrt_begin_micro_batch: index %d of count %d (need 0 <= index < count)", index, count);
+  ctx->micro_index = index;
+  ctx->micro_count = count;
+  return SHARDRT_OK;
+}
+
+shardrt_status shardrt_begin_forward(shardrt_ctx *ctx, int unit) {
+  SHARDRT__CHECK(shardrt__check_unit(ctx, unit, "shardrt_begin_forward"));
+  shardrt__unit *u = &ctx->units[unit];
+  if (u->phase != SHARDRT__IDLE)
+    return shardrt__error(SHARDRT_ERR_STATE, "shardrt_begin_forward(%d '%s'): the unit is already in %s", unit,
+                          u->name, u->phase == SHARDRT__FORWARD ? "forward" : "backward");
+  if (!ctx->order_frozen && u->fwd_pos < 0) {
+    u->fwd_pos = ctx->norder;
+    ctx->order[ctx->norder++] = unit;
+  }
+  SHARDRT__CHECK(ensure_gathered(ctx, u));
+  u->phase = SHARDRT__FORWARD;
+  if (ctx->plan.forward_prefetch) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos + 1));
+  t_begin[0] = shardrt__now();
+  return SHARDRT_OK;
+}
+
+shardrt_status shardrt_end_forward(shardrt_ctx *ctx, int unit) {
+  SHARDRT__CHECK(shardrt__check_unit(ctx, unit, "shardrt_end_forward"));
+  shardrt__unit *u = &ctx->units[unit];
+  if (u->phase != SHARDRT__FORWARD)
+    return shardrt__error(SHARDRT_ERR_STATE, "shardrt_end_forward(%d '%s') without shardrt_begin_forward", unit,
+                          u->name);
+  shardrt__trace_span(ctx->trace, "compute", u->name, t_begin[0], shardrt__now(), 0);
+  u->phase = SHARDRT__IDLE;
+  return u->strat->release(ctx, u, false);
+}
+
+static shardrt_status setup_grad_view(shardrt_ctx *ctx, shardrt__unit *u) {
+  const shardrt_plan *p = &ctx->plan;
+  shardrt_dtype cdt = p->compute_dtype;
+  if (p->accum_mode == SHARDRT_ACCUM_NO_SYNC) {
+    if (!u->accum.p) {
+      /* Accumulate in the reduce dtype; reuse the grad store when it is the
+       * same full buffer (DDP's footprint). */
+      if (!u->shard_grads && u->grad.dt == p->reduce_dtype && u->grad.loc == SHARDRT__LOC_DEVICE) {
+        u->accum = u->grad;
+        u->accum_alias = true;
+      } else {
+        SHARDRT__CHECK(shardrt__buf_alloc(ctx, &u->accum, SHARDRT__MEM_GATHERED, SHARDRT__LOC_DEVICE,
+                                          p->reduce_dtype, u->padded));
+        SHARDRT__CHECK(shardrt__buf_zero(ctx, &u->accum));
+        u->accum_alias = false;
+      }
+    }
+    if (u->accum.dt == cdt) {
+      u->gview = u->accum;
+      u->gview_alias = true;
+      return SHARDRT_OK;
+    }
+  }
+  u->gview_alias = false;
+  SHARDRT__CHECK(shardrt__buf_alloc(ctx, &u->gview, SHARDRT__MEM_GATHERED, SHARDRT__LOC_DEVICE, cdt, u->padded));
+  return shardrt__buf_zero(ctx, &u->gview);
+}
+
+shardrt_status shardrt_begin_backward(shardrt_ctx *ctx, int unit) {
+  SHARDRT__CHECK(shardrt__check_unit(ctx, unit, "shardrt_begin_backward"));
+  shardrt__unit *u = &ctx->units[unit];
+  if (u->phase != SHARDRT__IDLE)
+    return shardrt__error(SHARDRT_ERR_STATE, "shardrt_begin_backward(%d '%s'): the unit is still in %s", unit,
+                          u->name, u->phase == SHARDRT__FORWARD ? "forward (call shardrt_end_forward)" : "backward");
+  if (!ctx->order_frozen) ctx->order_frozen = true; /* the first backward ends the recorded forward order */
+  SHARDRT__CHECK(ensure_gathered(ctx, u));
+  if (ctx->plan.backward_prefetch == SHARDRT_PREFETCH_BACKWARD_PRE) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos - 1));
+  SHARDRT__CHECK(setup_grad_view(ctx, u));
+  u->phase = SHARDRT__BACKWARD;
+  t_begin[1] = shardrt__now();
+  return SHARDRT_OK;
+}
+
+/* Finishes reductions still in flight (other than `keep`). */
+static shardrt_status drain_reductions(shardrt_ctx *ctx, const shardrt__unit *keep) {
+  for (int i = 0; i < ctx->nunits; i++) {
+    shardrt__unit *o = &ctx->units[i];
+    if (o != keep && o->red.p) SHARDRT__CHECK(shardrt__finish_reduce(ctx, o));
+  }
+  return SHARDRT_OK;
+}
+
+shardrt_status shardrt_end_backward(shardrt_ctx *ctx, int unit) {
+  SHARDRT__CHECK(shardrt__check_unit(ctx, unit, "shardrt_end_backward"));
+  shardrt__unit *u = &ctx->units[unit];
+  const shardrt_plan *p = &ctx->plan;
+  if (u->phase != SHARDRT__BACKWARD)
+    return shardrt__error(SHARDRT_ERR_STATE, "shardrt_end_backward(%d '%s') without shardrt_begin_backward", unit,
+                          u->name);
+  shardrt__trace_span(ctx->trace, "compute", u->name, t_begin[1], shardrt__now(), 0);
+  u->phase = SHARDRT__IDLE;
+  /* One reduction in flight: the previous unit's overlapped this backward. */
+  SHARDRT__CHECK(drain_reductions(ctx, u));
+  shardrt__buf src = {0};
+  bool reduce_now = true;
+  if (p->accum_mode == SHARDRT_ACCUM_NO_SYNC) {
+    if (!u->gview_alias) {
+      SHARDRT__CHECK(shardrt__buf_add(ctx, &u->accum, 0, &u->gview, 0, u->padded));
+      shardrt__buf_free(ctx, &u->gview);
+    }
+    u->gview.p = NULL;
+    reduce_now = ctx->micro_index == ctx->micro_count - 1;
+    if (reduce_now) {
+      src = u->accum;
+      memset(&u->accum, 0, sizeof u->accum);
+      u->accum_alias = false;
+    }
+  } else if (u->gview.dt == p->reduce_dtype) {
+    src = u->gview;
+    memset(&u->gview, 0, sizeof u->gview);
+  } else {
+    SHARDRT__CHECK(shardrt__buf_alloc(ctx, &src, SHARDRT__MEM_GATHERED, SHARDRT__LOC_DEVICE, p->reduce_dtype,
+                                      u->padded));
+    SHARDRT__CHECK(shardrt__buf_cast(ctx, &src, 0, &u->gview, 0, u->padded));
+    shardrt__buf_free(ctx, &u->gview);
+  }
+  if (reduce_now) SHARDRT__CHECK(u->strat->reduce(ctx, u, &src));
+  SHARDRT__CHECK(u->strat->release(ctx, u, true));
+  if (p->backward_prefetch == SHARDRT_PREFETCH_BACKWARD_POST) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos - 1));
+  return SHARDRT_OK;
+}
+
+shardrt_status shardrt__finish_all_reductions(shardrt_ctx *ctx) { return drain_reductions(ctx, NULL); }
+
+shardrt_status shardrt_param_view(shardrt_ctx *ctx, int pid, shardrt_view *out) {
+  if (!ctx || !out || pid < 0 || pid >= ctx->nparams)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_param_view: parameter id %d out of range", pid);
+  const shardrt__param *p = &ctx->params[pid];
+  if (p->unit < 0) return shardrt__error(SHARDRT_ERR_STATE, "shardrt_param_view: call shardrt_finalize first");
+  shardrt__unit *u = &ctx->units[p->unit];
+  if (u->phase == SHARDRT__IDLE || !u->full_valid)
+    return shardrt__error(SHARDRT_ERR_STATE,
+                          "shardrt_param_view('%s'): unit %d '%s' is not gathered (call shardrt_begin_forward or "
+                          "shardrt_begin_backward first)",
+                          p->name, p->unit, u->name);
+  out->data = shardrt__at(&u->full, p->offset);
+  out->dtype = u->full.dt;
+  out->numel = p->numel;
+  return SHARDRT_OK;
+}
+
+shardrt_status shardrt_grad_view(shardrt_ctx *ctx, int pid, shardrt_view *out) {
+  if (!ctx || !out || pid < 0 || pid >= ctx->nparams)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_grad_view: parameter id %d out of range", pid);
+  const shardrt__param *p = &ctx->params[pid];
+  if (p->unit < 0) return shardrt__error(SHARDRT_ERR_STATE, "shardrt_grad_view: call shardrt_finalize first");
+  shardrt__unit *u = &ctx->units[p->unit];
+  if (u->phase != SHARDRT__BACKWARD)
+    return shardrt__error(SHARDRT_ERR_STATE,
+                          "shardrt_grad_view('%s'): unit %d '%s' is not in backward (call shardrt_begin_backward)",
+                          p->name, p->unit, u->name);
+  out->data = shardrt__at(&u->gview, p->offset);
+  out->dtype = u->gview.dt;
+  out->numel = p->numel;
+  return SHARDRT_OK;
+}

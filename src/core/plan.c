@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The plan: defaults, and the one place where sharding degree and the
+ * precision rules of the two flavours are derived. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "shardrt/plan.h"
+#include "src/core/error.h"
+
+void shardrt_plan_default(shardrt_plan *p) {
+  memset(p, 0, sizeof *p);
+  p->struct_size = sizeof *p;
+  p->distributed_type = SHARDRT_DIST_NO;
+  p->flavor = SHARDRT_FLAVOR_FSDP;
+  p->strategy = SHARDRT_FULL_SHARD;
+  p->num_processes = -1;
+  p->num_machines = 1;
+  p->mixed_precision = SHARDRT_MP_NO;
+  p->load_dtype = SHARDRT_F32;
+  p->backward_prefetch = SHARDRT_PREFETCH_BACKWARD_PRE;
+  /* DeepSpeed's defaults for its ZeRO-3 knobs. */
+  p->prefetch_bucket_size = 50000000;
+  p->param_persistence_threshold = 100000;
+  p->max_live_parameters = 1000000000;
+  p->max_reuse_distance = 1000000000;
+  p->reduce_bucket_size = 500000000;
+  p->allgather_bucket_size = 500000000;
+  p->overlap_comm = true;
+  p->contiguous_gradients = true;
+  p->wrap_policy = SHARDRT_WRAP_NO_WRAP;
+  p->min_num_params = 100000000;
+  p->gradient_accumulation_steps = 1;
+  p->accum_mode = SHARDRT_ACCUM_AUTO;
+  p->state_dict_type = SHARDRT_FULL_STATE_DICT;
+  p->use_orig_params = true;
+  p->fsdp_version = 1;
+  p->initial_scale_power = 16;
+  p->loss_scale_window = 1000;
+  p->hysteresis = 2;
+  p->min_loss_scale = 1.0;
+}
+
+static int stage_of(shardrt_strategy s) {
+  switch (s) {
+    case SHARDRT_NO_SHARD: return 0;
+    case SHARDRT_ZERO1: return 1;
+    case SHARDRT_SHARD_GRAD_OP: case SHARDRT_HYBRID_SHARD_ZERO2: return 2;
+    default: return 3;
+  }
+}
+
+shardrt_status shardrt_plan_resolve(shardrt_plan *p, int world) {
+  if (p->strategy < 0 || p->strategy >= SHARDRT_STRATEGY_COUNT_)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "plan: strategy %d is not a strategy (0..%d)", (int)p->strategy,
+                          SHARDRT_STRATEGY_COUNT_ - 1);
+  if (p->gradient_accumulation_steps < 1)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "plan: gradient_accumulation_steps is %d; it must be >= 1",
+                          p->gradient_accumulation_steps);
+  if (p->gradient_clipping < 0)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "plan: gradient_clipping is %g; it must be >= 0 (0 disables)",
+                          p->gradient_clipping);
+  if (p->num_machines < 1)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "plan: num_machines is %d; it must be >= 1", p->num_machines);
+  if (world > 0 && p->num_processes > 0 && p->num_processes != world)
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "plan: the config says num_processes %d but %d ranks were launched "
+                          "(launch %d ranks, or pass --num_processes %d)",
+                          p->num_processes, world, p->num_processes, world);
+
+  p->zero_stage = stage_of(p->strategy);
+  p->shard_params = p->zero_stage == 3;
+  p->shard_grads = p->zero_stage >= 2;
+  p->shard_optimizer = p->zero_stage >= 1;
+  p->reshard_after_forward = p->zero_stage == 3;
+  p->hybrid = p->strategy == SHARDRT_HYBRID_SHARD || p->strategy == SHARDRT_HYBRID_SHARD_ZERO2;
+
+  int procs = world > 0 ? world : p->num_processes;
+  if (p->hybrid) {
+    if (p->shard_group_size <= 0 && p->num_machines > 1 && procs > 0) {
+      if (procs % p->num_machines)
+        return shardrt__error(SHARDRT_ERR_CONFIG,
+                              "plan: %s needs num_processes (%d) divisible by num_machines (%d)",
+                              shardrt_strategy_name(p->strategy), procs, p->num_machines);
+      p->shard_group_size = procs / p->num_machines;
+    }
+  } else if (p->shard_group_size > 0 && procs > 0 && p->shard_group_size != procs) {
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "plan: shard group size %d is only meaningful for HYBRID_SHARD / HYBRID_SHARD_ZERO2 "
+                          "(strategy is %s)",
+                          p->shard_group_size, shardrt_strategy_name(p->strategy));
+  }
+  if (world > 0) {
+    if (p->shard_group_size <= 0 || !p->hybrid) p->shard_group_size = world;
+    if (world % p->shard_group_size)
+      return shardrt__error(SHARDRT_ERR_CONFIG, "plan: shard group size %d does not divide the world size %d",
+                            p->shard_group_size, world);
+  }
+
+  /* Precision (the seed's table). */
+  shardrt_dtype mp = p->mixed_precision == SHARDRT_MP_BF16 ? SHARDRT_BF16 : SHARDRT_F16;
+  bool has_mp = p->mixed_precision != SHARDRT_MP_NO;
+  if (p->flavor == SHARDRT_FLAVOR_FSDP) {
+    p->flat_param_dtype = has_mp ? SHARDRT_F32 : p->load_dtype;
+    p->compute_dtype = has_mp ? mp : p->load_dtype;
+    p->optimizer_dtype = p->flat_param_dtype;
+    p->master_weights = false;
+  } else {
+    p->flat_param_dtype = SHARDRT_F32;
+    p->compute_dtype = has_mp ? mp : SHARDRT_F32;
+    p->optimizer_dtype = SHARDRT_F32;
+    p->master_weights = has_mp;
+  }
+  if (!p->reduce_dtype_set) p->reduce_dtype = has_mp ? SHARDRT_F32 : p->compute_dtype;
+  p->loss_scaling = p->compute_dtype == SHARDRT_F16;
+
+  /* Offload. FSDP's is all-or-nothing; DeepSpeed offloads params at stage 3 only. */
+  if (p->flavor == SHARDRT_FLAVOR_FSDP && p->offload_params != p->offload_optimizer) {
+    if (p->offload_params == SHARDRT_OFFLOAD_NONE || p->offload_optimizer == SHARDRT_OFFLOAD_NONE)
+      return shardrt__error(SHARDRT_ERR_CONFIG,
+                            "plan: FSDP offload is all-or-nothing (params %s, optimizer %s): use fsdp_offload_params, "
+                            "or the DeepSpeed flavour for separate devices",
+                            shardrt_offload_name(p->offload_params), shardrt_offload_name(p->offload_optimizer));
+  }
+  if (p->flavor == SHARDRT_FLAVOR_DEEPSPEED && p->zero_stage < 3) p->offload_params = SHARDRT_OFFLOAD_NONE;
+  if (p->offload_params == SHARDRT_OFFLOAD_NVME && !p->offload_param_nvme_path[0])
+    return shardrt__error(SHARDRT_ERR_CONFIG, "plan: offload_param_device is nvme but offload_param_nvme_path is empty");
+  if (p->offload_optimizer == SHARDRT_OFFLOAD_NVME && !p->offload_optimizer_nvme_path[0])
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "plan: offload_optimizer_device is nvme but offload_optimizer_nvme_path is empty");
+  /* An offloaded optimizer next to on-device params keeps its own
+   * optimizer-dtype copy of the parameters (DeepSpeed's CPU master). */
+  if (p->offload_optimizer != SHARDRT_OFFLOAD_NONE && p->offload_params == SHARDRT_OFFLOAD_NONE)
+    p->master_weights = true;
+
+  if (p->accum_mode == SHARDRT_ACCUM_AUTO)
+    p->accum_mode = p->shard_grads ? SHARDRT_ACCUM_REDUCE_EACH : SHARDRT_ACCUM_NO_SYNC;
+  if (p->cpu_ram_efficient_loading && !p->sync_module_states)
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "plan: cpu_ram_efficient_loading requires sync_module_states "
+                          "(rank 0 loads, the others receive): set fsdp_sync_module_states: true");
+  if (p->wrap_policy == SHARDRT_WRAP_TRANSFORMER_BASED && p->num_wrap_classes == 0)
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "plan: TRANSFORMER_BASED_WRAP needs fsdp_transformer_layer_cls_to_wrap (a class name list)");
+  if (p->wrap_policy == SHARDRT_WRAP_SIZE_BASED && p->min_num_params < 1)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "plan: SIZE_BASED_WRAP needs fsdp_min_num_params >= 1 (got %lld)",
+                          (long long)p->min_num_params);
+  if (p->loss_scale < 0 || p->min_loss_scale <= 0 || p->loss_scale_window < 1 || p->hysteresis < 1)
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "plan: fp16 loss scaling needs loss_scale >= 0, min_loss_scale > 0, loss_scale_window >= 1 "
+                          "and hysteresis >= 1");
+  p->resolved = true;
+  return SHARDRT_OK;
+}
+
+/* ---- names ---- */
+
+static const char *const strategy_names[] = {"NO_SHARD", "ZERO1", "SHARD_GRAD_OP", "FULL_SHARD", "HYBRID_SHARD",
+                                             "HYBRID_SHARD_ZERO2"};
+
+const char *shardrt_strategy_name(shardrt_strategy s) {
+  return (s >= 0 && s < SHARDRT_STRATEGY_COUNT_) ? strategy_names[s] : "?";
+}
+
+bool shardrt_strategy_parse(const char *s, shardrt_strategy *out) {
+  if (!s) return false;
+  for (int i = 0; i < SHARDRT_STRATEGY_COUNT_; i++)
+    if (strcasecmp(s, strategy_names[i]) == 0) {
+      *out = (shardrt_strategy)i;
+      return true;
+    }
+  static const struct { const char *n; shardrt_strategy s; } alias[] = {
+      {"ZERO0", SHARDRT_NO_SHARD}, {"ZERO2", SHARDRT_SHARD_GRAD_OP}, {"ZERO3", SHARDRT_FULL_SHARD},
+      {"DDP", SHARDRT_NO_SHARD},
+  };
+  for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+    if (strcasecmp(s, alias[i].n) == 0) {
+      *out = alias[i].s;
+      return true;
+    }
+  return false;
+}
+
+const char *shardrt_offload_name(shardrt_offload o) {
+  return o == SHARDRT_OFFLOAD_CPU ? "cpu" : o == SHARDRT_OFFLOAD_NVME ? "nvme" : "none";
+}
+const char *shardrt_mixed_precision_name(shardrt_mixed_precision m) {
+  return m == SHARDRT_MP_BF16 ? "bf16" : m == SHARDRT_MP_FP16 ? "fp16" : "no";
+}
+const char *shardrt_dist_type_name(shardrt_dist_type d) {
+  static const char *const n[] = {"NO", "MULTI_CPU", "MULTI_GPU", "FSDP", "DEEPSPEED"};
+  return (d >= 0 && d <= SHARDRT_DIST_DEEPSPEED) ? n[d] : "?";
+}
+const char *shardrt_wrap_policy_name(shardrt_wrap_policy w) {
+  return w == SHARDRT_WRAP_TRANSFORMER_BASED ? "TRANSFORMER_BASED_WRAP"
+         : w == SHARDRT_WRAP_SIZE_BASED      ? "SIZE_BASED_WRAP"
+                                             : "NO_WRAP";
+}
+const char *shardrt_backward_prefetch_name(shardrt_backward_prefetch b) {
+  return b == SHARDRT_PREFETCH_BACKWARD_PRE ? "BACKWARD_PRE" : b == SHARDRT_PREFETCH_BACKWARD_POST ? "BACKWARD_POST"
+                                                                                                 : "NO_PREFETCH";
+}
+const char *shardrt_state_dict_type_name(shardrt_state_dict_type t) {
+  return t == SHARDRT_SHARDED_STATE_DICT ? "SHARDED_STATE_DICT"
+         : t == SHARDRT_LOCAL_STATE_DICT ? "LOCAL_STATE_DICT"
+                                         : "FULL_STATE_DICT";
+}
+const char *shardrt_accum_mode_name(shardrt_accum_mode m) {
+  return m == SHARDRT_ACCUM_REDUCE_EACH ? "reduce_each" : m == SHARDRT_ACCUM_NO_SYNC ? "no_sync" : "auto";
+}

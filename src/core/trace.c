@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "src/core/trace.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/core/error.h"
+
+struct shardrt__trace {
+  FILE *f;
+  int rank;
+  double t_origin;
+  bool first;
+};
+
+shardrt_status shardrt__trace_open(shardrt__trace **out, const char *path, int rank) {
+  char name[1200];
+  const char *r = strstr(path, "%r");
+  if (r) snprintf(name, sizeof name, "%.*s%d%s", (int)(r - path), path, rank, r + 2);
+  else snprintf(name, sizeof name, "%s", path);
+  shardrt__trace *t = calloc(1, sizeof *t);
+  if (!t) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "trace allocation failed");
+  t->f = fopen(name, "w");
+  if (!t->f) {
+    free(t);
+    return shardrt__error(SHARDRT_ERR_IO, "cannot open trace file '%s' for writing", name);
+  }
+  t->rank = rank;
+  t->first = true;
+  t->t_origin = -1.0;
+  fprintf(t->f, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
+  fprintf(t->f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"args\":{\"name\":\"rank %d\"}}", rank, rank);
+  static const char *const tracks[] = {"compute", "comm", "wait", "step"};
+  for (int i = 0; i < 4; i++)
+    fprintf(t->f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":\"%s\"}}", rank,
+            i, tracks[i]);
+  t->first = false;
+  *out = t;
+  return SHARDRT_OK;
+}
+
+static int track(const char *cat) {
+  if (strcmp(cat, "comm") == 0) return 1;
+  if (strcmp(cat, "wait") == 0) return 2;
+  if (strcmp(cat, "step") == 0) return 3;
+  return 0;
+}
+
+void shardrt__trace_span(shardrt__trace *t, const char *cat, const char *name, double t0, double t1, int64_t bytes) {
+  if (!t) return;
+  if (t->t_origin < 0) t->t_origin = t0;
+  fprintf(t->f, ",\n{\"ph\":\"X\",\"cat\":\"%s\",\"name\":\"%s\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f", cat,
+          name, t->rank, track(cat), (t0 - t->t_origin) * 1e6, (t1 - t0) * 1e6);
+  if (bytes > 0) fprintf(t->f, ",\"args\":{\"bytes\":%lld}", (long long)bytes);
+  fputc('}', t->f);
+}
+
+shardrt_status shardrt__trace_close(shardrt__trace *t) {
+  if (!t) return SHARDRT_OK;
+  fprintf(t->f, "\n]}\n");
+  int bad = ferror(t->f);
+  bad |= fclose(t->f);
+  free(t);
+  return bad ? shardrt__error(SHARDRT_ERR_IO, "writing the trace file failed") : SHARDRT_OK;
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Mechanics shared by the strategy modules. */
+#include "src/strategy/strategy.h"
+
+shardrt_status shardrt__full_from_param(shardrt_ctx *ctx, shardrt__unit *u) {
+  if (u->full_alias || u->full_valid) return SHARDRT_OK;
+  if (!u->full.p)
+    SHARDRT__CHECK(shardrt__buf_alloc(ctx, &u->full, SHARDRT__MEM_GATHERED, SHARDRT__LOC_DEVICE,
+                                      ctx->plan.compute_dtype, u->padded));
+  return shardrt__buf_cast(ctx, &u->full, 0, &u->param, 0, u->padded);
+}
+
+shardrt_status shardrt__full_gather_shards(shardrt_ctx *ctx, shardrt__unit *u) {
+  if (u->full_valid || u->gather_req) return SHARDRT_OK;
+  if (!u->full.p)
+    SHARDRT__CHECK(shardrt__buf_alloc(ctx, &u->full, SHARDRT__MEM_GATHERED, SHARDRT__LOC_DEVICE,
+                                      ctx->plan.compute_dtype, u->padded));
+  /* Cast the own shard first so the gather moves compute-dtype bytes. */
+  SHARDRT__CHECK(shardrt__buf_cast(ctx, &u->full, u->shard_off, &u->param, 0, u->shard_n));
+  return shardrt__all_gather(ctx, SHARDRT__GROUP_SHARD, shardrt__at(&u->full, u->shard_off), u->full.p,
+                             (size_t)u->shard_n, u->full.dt, &u->gather_req);
+}
+
+void shardrt__full_free(shardrt_ctx *ctx, shardrt__unit *u) {
+  if (!u->full_alias) shardrt__buf_free(ctx, &u->full);
+  u->full_valid = u->full_alias;
+}
+
+shardrt_status shardrt__reduce_all(shardrt_ctx *ctx, shardrt__unit *u, shardrt__buf *src) {
+  u->red = *src; /* takes ownership (or the alias of u->grad) */
+  return shardrt__all_reduce(ctx, SHARDRT__GROUP_WORLD, u->red.p, (size_t)u->padded, u->red.dt, &u->reduce_req);
+}
+
+shardrt_status shardrt__reduce_shards(shardrt_ctx *ctx, shardrt__unit *u, shardrt__buf *src) {
+  u->red = *src;
+  SHARDRT__CHECK(shardrt__buf_alloc(ctx, &u->red_out, SHARDRT__MEM_STAGING, SHARDRT__LOC_DEVICE, u->red.dt,
+                                    u->shard_n));
+  return shardrt__reduce_scatter(ctx, SHARDRT__GROUP_SHARD, u->red.p, u->red_out.p, (size_t)u->shard_n, u->red.dt,
+                                 &u->reduce_req);
+}
+
+shardrt_status shardrt__finish_reduce(shardrt_ctx *ctx, shardrt__unit *u) {
+  if (!u->red.p) return SHARDRT_OK;
+  bool sharded = u->red_out.p != NULL;
+  shardrt_status rc =
+      shardrt__wait(ctx, &u->reduce_req, sharded ? SHARDRT_COLL_REDUCE_SCATTER : SHARDRT_COLL_ALL_REDUCE);
+  if (rc == SHARDRT_OK && sharded && ctx->comm.size[SHARDRT__GROUP_REPLICA] > 1) {
+    /* Hybrid: the shard group's sum, summed again across replicas. */
+    shardrt__req *req = NULL;
+    rc = shardrt__all_reduce(ctx, SHARDRT__GROUP_REPLICA, u->red_out.p, (size_t)u->shard_n, u->red_out.dt, &req);
+    if (rc == SHARDRT_OK) rc = shardrt__wait(ctx, &req, SHARDRT_COLL_ALL_REDUCE);
+  }
+  bool in_place = u->red.p == u->grad.p;
+  if (rc == SHARDRT_OK && !in_place)
+    rc = sharded ? shardrt__buf_add(ctx, &u->grad, 0, &u->red_out, 0, u->shard_n)
+                 : shardrt__buf_add(ctx, &u->grad, 0, &u->red, 0, u->padded);
+  shardrt__buf_free(ctx, &u->red_out);
+  if (!in_place) shardrt__buf_free(ctx, &u->red);
+  u->red.p = NULL;
+  return rc;
+}
+
+shardrt_status shardrt__allgather_params(shardrt_ctx *ctx, shardrt__unit *u) {
+  shardrt__req *req = NULL;
+  SHARDRT__CHECK(shardrt__all_gather(ctx, SHARDRT__GROUP_SHARD, shardrt__at(&u->param, u->shard_off), u->param.p,
+                                     (size_t)u->shard_n, u->param.dt, &req));
+  return shardrt__wait(ctx, &req, SHARDRT_COLL_ALL_GATHER);
+}
+
+const shardrt__strategy_i *shardrt__strategy_for_stage(int stage) {
+  switch (stage) {
+    case 0: return &shardrt__strategy_replicate;
+    case 1: return &shardrt__strategy_zero1;
+    case 2: return &shardrt__strategy_zero2;
+    default: return &shardrt__strategy_zero3;
+  }
+}
