@@ -162,6 +162,9 @@ SHARDRT_API shardrt_status shardrt_step(shardrt_ctx *ctx, shardrt_step_info *out
 /* Current fp16 loss scale (1.0 when the plan does not scale). */
 SHARDRT_API double shardrt_loss_scale(const shardrt_ctx *ctx);
 
+/* Collective: sums `n` doubles over all ranks in place (losses, counts). */
+SHARDRT_API shardrt_status shardrt_allreduce_sum_f64(shardrt_ctx *ctx, double *vals, int n);
+
 /* ---- accounting ---- */
 
 typedef enum shardrt_coll_kind {

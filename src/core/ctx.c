@@ -252,3 +252,11 @@ shardrt_status shardrt_set_lr(shardrt_ctx *ctx, double lr) {
 }
 
 double shardrt_loss_scale(const shardrt_ctx *ctx) { return ctx->loss_scale; }
+
+shardrt_status shardrt_allreduce_sum_f64(shardrt_ctx *ctx, double *vals, int n) {
+  if (!ctx || (!vals && n > 0) || n < 0)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_allreduce_sum_f64: bad arguments");
+  if (MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, ctx->mpi_world) != MPI_SUCCESS)
+    return shardrt__error(SHARDRT_ERR_COMM, "shardrt_allreduce_sum_f64: MPI_Allreduce failed");
+  return SHARDRT_OK;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A small MLP trained through the public API for the equivalence and
+ * accounting tests: same data at every world size, plans built in code. */
+#ifndef MINI_MODEL_H
+#define MINI_MODEL_H
+
+#include <mpi.h>
+
+#include "shardrt.h"
+
+typedef struct mini_cfg {
+  int in, hidden, out, layers;
+  int global_batch;
+  int steps;
+  uint64_t seed;
+  shardrt_optim_params opt;
+} mini_cfg;
+
+typedef struct mini_run {
+  double *loss;     /* per step */
+  double *norm;     /* grad norm per step */
+  float *weights;   /* all params concatenated (every rank) */
+  int64_t nweights;
+  shardrt_mem_stats mem;      /* after the last step */
+  shardrt_comm_stats comm;    /* of the last step */
+  int world;
+  int64_t sum_padded, sum_shard; /* over units */
+  int nunits;
+} mini_run;
+
+void mini_cfg_default(mini_cfg *c);
+/* Trains with `plan` over `comm` (NULL = world). Returns SHARDRT_OK or the
+ * first failing status; fills *out (free with mini_run_free). */
+shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm *comm, mini_run *out);
+void mini_run_free(mini_run *r);
+
+#endif
