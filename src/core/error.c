@@ -46,6 +46,6 @@ shardrt_status shardrt__error_wrap(shardrt_status rc, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(head, sizeof head, fmt, ap);
   va_end(ap);
-  snprintf(last_error, sizeof last_error, "%s: %s", head, prev);
+  snprintf(last_error, sizeof last_error, "%.500s: %.1500s", head, prev);
   return rc;
 }
