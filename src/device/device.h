@@ -2,7 +2,9 @@
 /* Device backend interface: memory, copies, and the few kernels the runtime
  * needs on flat shards. `cpu` is the reference (and test oracle); `cuda` runs
  * the kernels in kernels/ on the context's compute stream. All ops are ordered on that
- * one stream; sync() waits for them. Every op returns a shardrt_status and
+ * one stream; sync() waits for them. Copies that touch host memory
+ * (H2D, D2H) have completed when copy() returns; device-to-device work is
+ * asynchronous until sync(). Every op returns a shardrt_status and
  * sets the thread's last error on failure. */
 #ifndef SHARDRT_DEVICE_H
 #define SHARDRT_DEVICE_H

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "kernels/adamw.cuh"
+#include "kernels/common.cuh"
+
+using namespace shardrt__k;
+
+/* The _rn intrinsics are never contracted into FMAs, so every rounding step
+ * is the one the CPU twin makes:
+ *   g = grad*grad_scale
+ *   m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g
+ *   p = p - lr*(m/bias_c1 / (sqrt(v/bias_c2) + eps) + weight_decay*p)
+ * m and v feed the update before they are rounded to the state dtype. */
+__device__ __forceinline__ void adamw_one(float &p, float grad, float &m, float &v,
+                                          const shardrt__adamw_args &a) {
+  const float g = __fmul_rn(grad, a.grad_scale);
+  m = __fadd_rn(__fmul_rn(a.beta1, m), __fmul_rn(__fsub_rn(1.0f, a.beta1), g));
+  v = __fadd_rn(__fmul_rn(a.beta2, v), __fmul_rn(__fmul_rn(__fsub_rn(1.0f, a.beta2), g), g));
+  const float mhat = __fdiv_rn(m, a.bias_c1);
+  const float vhat = __fdiv_rn(v, a.bias_c2);
+  const float step = __fadd_rn(__fdiv_rn(mhat, __fadd_rn(__fsqrt_rn(vhat), a.eps)), __fmul_rn(a.weight_decay, p));
+  p = __fsub_rn(p, __fmul_rn(a.lr, step));
+}
+
+template <typename P, typename G, typename S>
+__global__ void adamw_kernel(P *param, const G *grad, S *m, S *v, size_t n, size_t nvec,
+                             shardrt__adamw_args a) {
+  const size_t stride = (size_t)gridDim.x * blockDim.x;
+  const size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  for (size_t vi = t; vi < nvec; vi += stride) {
+    float p[4], g[4], mm[4], vv[4];
+    load4(param, vi, p);
+    load4(grad, vi, g);
+    load4(m, vi, mm);
+    load4(v, vi, vv);
+#pragma unroll
+    for (int k = 0; k < 4; k++) adamw_one(p[k], g[k], mm[k], vv[k], a);
+    store4(param, vi, p);
+    store4(m, vi, mm);
+    store4(v, vi, vv);
+  }
+  for (size_t i = nvec * 4 + t; i < n; i += stride) {
+    float p = to_f32(param[i]), mm = to_f32(m[i]), vv = to_f32(v[i]);
+    adamw_one(p, to_f32(grad[i]), mm, vv, a);
+    param[i] = from_f32<P>(p);
+    m[i] = from_f32<S>(mm);
+    v[i] = from_f32<S>(vv);
+  }
+}
+
+extern "C" cudaError_t shardrt__cuda_adamw(void *param, shardrt_dtype param_dt, const void *grad,
+                                           shardrt_dtype grad_dt, void *m, void *v, shardrt_dtype state_dt,
+                                           size_t n, const shardrt__adamw_args *args, cudaStream_t stream) {
+  if (!dtype_valid(param_dt) || !dtype_valid(grad_dt) || !dtype_valid(state_dt) || !args)
+    return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  if (!param || !grad || !m || !v) return cudaErrorInvalidValue;
+  const size_t sb = dtype_bytes(state_dt);
+  bool vec = vec_ok(param, dtype_bytes(param_dt)) && vec_ok(grad, dtype_bytes(grad_dt)) && vec_ok(m, sb) &&
+             vec_ok(v, sb);
+  size_t nvec = vec ? n / 4 : 0;
+  unsigned grid = grid_for(vec ? nvec + (n - nvec * 4) : n);
+  const shardrt__adamw_args a = *args;
+  return dispatch(param_dt, [&](auto ptag) {
+    typedef decltype(ptag) P;
+    return dispatch(grad_dt, [&](auto gtag) {
+      typedef decltype(gtag) G;
+      return dispatch(state_dt, [&](auto stag) {
+        typedef decltype(stag) S;
+        adamw_kernel<P, G, S><<<grid, kThreads, 0, stream>>>((P *)param, (const G *)grad, (S *)m, (S *)v, n,
+                                                             nvec, a);
+        return cudaGetLastError();
+      });
+    });
+  });
+}
