@@ -13,17 +13,25 @@ run() { # np config tag [extra args]
     --log "$T/$tag.jsonl" --weights_out "$T/$tag.bin" "$@"
 }
 run 1 fsdp_no_shard.yaml ref
-cands=(); wts=("$T/ref.bin")
+# The DeepSpeed configs clip at 1.0 (gradient_clipping "auto"): their reference clips too.
+run 1 fsdp_no_shard.yaml ref_clip --gradient_clipping 1.0
+cands=(); wts=("$T/ref.bin"); ds=(); dsw=("$T/ref_clip.bin")
 for np in 1 2 4; do
-  for cfg in fsdp_full_shard.yaml fsdp_shard_grad_op.yaml ds_zero1.yaml ds_zero3.yaml; do
+  for cfg in fsdp_full_shard.yaml fsdp_shard_grad_op.yaml; do
     tag="${cfg%.yaml}_np$np"
     run "$np" "$cfg" "$tag"
     cands+=("$T/$tag.jsonl"); wts+=("$T/$tag.bin")
+  done
+  for cfg in ds_zero1.yaml ds_zero2.yaml ds_zero3.yaml; do
+    tag="${cfg%.yaml}_np$np"
+    run "$np" "$cfg" "$tag"
+    ds+=("$T/$tag.jsonl"); dsw+=("$T/$tag.bin")
   done
 done
 run 4 fsdp_hybrid_shard.yaml hybrid_np4
 cands+=("$T/hybrid_np4.jsonl"); wts+=("$T/hybrid_np4.bin")
 python3 "$SRC/tests/examples/compare_logs.py" "$T/ref.jsonl" "${cands[@]}" --rtol 1e-5 --weights "${wts[@]}"
+python3 "$SRC/tests/examples/compare_logs.py" "$T/ref_clip.jsonl" "${ds[@]}" --rtol 1e-5 --weights "${dsw[@]}"
 python3 - "$T" <<'PY'
 import json, sys
 t = sys.argv[1]

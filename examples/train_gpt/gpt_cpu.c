@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "gpt_cpu.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt_cpu_ops.h"
+
+/* Every activation array, in one table so init and free cannot disagree. */
+#define ACT_FIELDS(X)                                                                        \
+  X(encoded, BTC) X(ln1, L *BTC) X(ln1_mean, L *BT) X(ln1_rstd, L *BT) X(qkv, L *BTC * 3)   \
+  X(att, L *B *NH *T *T) X(atty, L *BTC) X(attproj, L *BTC) X(residual2, L *BTC)             \
+  X(ln2, L *BTC) X(ln2_mean, L *BT) X(ln2_rstd, L *BT) X(fch, L *BTC * 4)                   \
+  X(fch_gelu, L *BTC * 4) X(fcproj, L *BTC) X(residual3, L *BTC) X(lnf, BTC) X(lnf_mean, BT) \
+  X(lnf_rstd, BT) X(probs, BT *V) X(losses, BT) X(dresidual, BTC) X(dbuf_c, BTC)             \
+  X(dbuf_c2, BTC) X(dqkv, BTC * 3) X(dfch, BTC * 4) X(dfch2, BTC * 4) X(datt, T *T)          \
+  X(dpre, T *T)
+
+int gpt_cpu_acts_init(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, char *err, size_t errlen) {
+  memset(a, 0, sizeof *a);
+  if (gpt_config_validate(cfg, err, errlen) != 0) return -1;
+  if (B < 1 || T < 1 || T > cfg->seq_len) {
+    snprintf(err, errlen, "activation shape B=%d T=%d is invalid (need B >= 1 and 1 <= T <= seq_len %d)",
+             B, T, cfg->seq_len);
+    return -1;
+  }
+  const int64_t L = cfg->n_layer, NH = cfg->n_head, V = cfg->vocab;
+  const int64_t BT = (int64_t)B * T, BTC = BT * cfg->n_embd;
+  /* the primitives take element counts as int */
+  if (BTC * 4 > INT32_MAX || BT * V > INT32_MAX) {
+    snprintf(err, errlen, "batch B=%d x T=%d is too large for this model (B*T*max(4*n_embd, vocab) must be < 2^31)",
+             B, T);
+    return -1;
+  }
+  a->cfg = *cfg;
+  a->B = B;
+  a->T = T;
+#define ALLOC(f, n)                                                                      \
+  if (!(a->f = malloc((size_t)(n) * sizeof(float)))) {                                   \
+    snprintf(err, errlen, "out of host memory for activation '%s' (%lld floats, B=%d T=%d)", \
+             #f, (long long)(n), B, T);                                                   \
+    gpt_cpu_acts_free(a);                                                                \
+    return -1;                                                                           \
+  }
+  ACT_FIELDS(ALLOC)
+#undef ALLOC
+  return 0;
+}
+
+void gpt_cpu_acts_free(gpt_cpu_acts *a) {
+  if (!a) return;
+#define FREE(f, n) free(a->f);
+  ACT_FIELDS(FREE)
+#undef FREE
+  memset(a, 0, sizeof *a);
+}
+
+/* Per-layer slice of an (L, ...) activation. */
+#define LAYER(a, f, per) ((a)->f + (size_t)(layer) * (per))
+
+int gpt_cpu_embed_forward(gpt_cpu_acts *a, const float *const *p, const int *tokens) {
+  const int B = a->B, T = a->T, C = a->cfg.n_embd, V = a->cfg.vocab;
+  const float *wte = p[GPT_P_WTE], *wpe = p[GPT_P_WPE];
+  for (int i = 0; i < B * T; i++) {
+    if (tokens[i] < 0 || tokens[i] >= V) {
+      snprintf(a->err, sizeof a->err, "input token %d at position %d is outside the vocabulary [0, %d)",
+               tokens[i], i, V);
+      return -1;
+    }
+  }
+  for (int b = 0; b < B; b++) {
+    for (int t = 0; t < T; t++) {
+      float *o = a->encoded + ((size_t)b * T + t) * C;
+      const float *te = wte + (size_t)tokens[b * T + t] * C, *pe = wpe + (size_t)t * C;
+      for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
+    }
+  }
+  return 0;
+}
+
+static const float *block_input(const gpt_cpu_acts *a, int layer) {
+  const size_t BTC = (size_t)a->B * a->T * a->cfg.n_embd;
+  return layer == 0 ? a->encoded : a->residual3 + (size_t)(layer - 1) * BTC;
+}
+
+void gpt_cpu_block_forward(gpt_cpu_acts *a, const float *const *p, int layer) {
+  const gpt_config *c = &a->cfg;
+  const int B = a->B, T = a->T, C = c->n_embd, NH = c->n_head, BT = B * T;
+  const size_t BTC = (size_t)BT * C;
+#define P(x) p[gpt_pid_layer(c, layer, x)]
+  const float *res = block_input(a, layer);
+  float *ln1 = LAYER(a, ln1, BTC), *ln1_mean = LAYER(a, ln1_mean, BT), *ln1_rstd = LAYER(a, ln1_rstd, BT);
+  float *qkv = LAYER(a, qkv, 3 * BTC), *att = LAYER(a, att, (size_t)B * NH * T * T);
+  float *atty = LAYER(a, atty, BTC), *attproj = LAYER(a, attproj, BTC);
+  float *res2 = LAYER(a, residual2, BTC);
+  float *ln2 = LAYER(a, ln2, BTC), *ln2_mean = LAYER(a, ln2_mean, BT), *ln2_rstd = LAYER(a, ln2_rstd, BT);
+  float *fch = LAYER(a, fch, 4 * BTC), *fch_gelu = LAYER(a, fch_gelu, 4 * BTC);
+  float *fcproj = LAYER(a, fcproj, BTC), *res3 = LAYER(a, residual3, BTC);
+
+  gpt_layernorm_forward(ln1, ln1_mean, ln1_rstd, res, P(GPT_LN1_W), P(GPT_LN1_B), BT, C);
+  gpt_matmul_forward(qkv, ln1, P(GPT_QKV_W), P(GPT_QKV_B), BT, C, 3 * C);
+  gpt_attention_forward(atty, att, qkv, B, T, C, NH);
+  gpt_matmul_forward(attproj, atty, P(GPT_ATTPROJ_W), P(GPT_ATTPROJ_B), BT, C, C);
+  gpt_residual_forward(res2, res, attproj, (int)BTC);
+  gpt_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, P(GPT_LN2_W), P(GPT_LN2_B), BT, C);
+  gpt_matmul_forward(fch, ln2, P(GPT_FC_W), P(GPT_FC_B), BT, C, 4 * C);
+  gpt_gelu_forward(fch_gelu, fch, (int)(4 * BTC));
+  gpt_matmul_forward(fcproj, fch_gelu, P(GPT_FCPROJ_W), P(GPT_FCPROJ_B), BT, 4 * C, C);
+  gpt_residual_forward(res3, res2, fcproj, (int)BTC);
+#undef P
+}
+
+int gpt_cpu_head_forward(gpt_cpu_acts *a, const float *const *p, const int *targets, double *loss_sum) {
+  const gpt_config *c = &a->cfg;
+  const int BT = a->B * a->T, C = c->n_embd, V = c->vocab;
+  for (int i = 0; i < BT; i++) {
+    if (targets[i] < 0 || targets[i] >= V) {
+      snprintf(a->err, sizeof a->err, "target token %d at position %d is outside the vocabulary [0, %d)",
+               targets[i], i, V);
+      return -1;
+    }
+  }
+  const float *res = block_input(a, c->n_layer);
+  gpt_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, res, p[gpt_pid_lnf_w(c)],
+                        p[gpt_pid_lnf_b(c)], BT, C);
+  gpt_matmul_forward(a->probs, a->lnf, p[gpt_pid_head(c)], NULL, BT, C, V);
+  double sum = 0.0;
+  for (int i = 0; i < BT; i++) {
+    float *row = a->probs + (size_t)i * V;
+    float mx = row[0];
+    for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+    /* loss = log-sum-exp - target logit, not -log(prob): finite even when
+     * the target's probability underflows */
+    const float logit_t = row[targets[i]];
+    double z = 0.0;
+    for (int v = 0; v < V; v++) {
+      row[v] = expf(row[v] - mx);
+      z += row[v];
+    }
+    float inv = (float)(1.0 / z);
+    a->losses[i] = (float)(log(z) + mx - logit_t);
+    for (int v = 0; v < V; v++) row[v] *= inv;
+    sum += a->losses[i];
+  }
+  *loss_sum = sum;
+  return 0;
+}
+
+void gpt_cpu_head_backward(gpt_cpu_acts *a, const float *const *p, float *const *g,
+                           const int *targets, float dloss) {
+  const gpt_config *c = &a->cfg;
+  const int BT = a->B * a->T, C = c->n_embd, V = c->vocab;
+  /* dlogits = (probs - onehot(target)) * dloss, in place */
+  float *dlogits = a->probs;
+  for (int i = 0; i < BT; i++) {
+    float *row = dlogits + (size_t)i * V;
+    row[targets[i]] -= 1.0f;
+    for (int v = 0; v < V; v++) row[v] *= dloss;
+  }
+  gpt_matmul_backward(a->dbuf_c, g[gpt_pid_head(c)], NULL, dlogits, a->lnf, p[gpt_pid_head(c)], BT, C, V);
+  memset(a->dresidual, 0, (size_t)BT * C * sizeof(float));
+  gpt_layernorm_backward(a->dresidual, g[gpt_pid_lnf_w(c)], g[gpt_pid_lnf_b(c)], a->dbuf_c,
+                         block_input(a, c->n_layer), p[gpt_pid_lnf_w(c)], a->lnf_mean, a->lnf_rstd,
+                         BT, C);
+}
+
+void gpt_cpu_block_backward(gpt_cpu_acts *a, const float *const *p, float *const *g, int layer) {
+  const gpt_config *c = &a->cfg;
+  const int B = a->B, T = a->T, C = c->n_embd, NH = c->n_head, BT = B * T;
+  const size_t BTC = (size_t)BT * C;
+#define P(x) p[gpt_pid_layer(c, layer, x)]
+#define G(x) g[gpt_pid_layer(c, layer, x)]
+  const float *res = block_input(a, layer);
+  const float *ln1 = LAYER(a, ln1, BTC), *ln1_mean = LAYER(a, ln1_mean, BT), *ln1_rstd = LAYER(a, ln1_rstd, BT);
+  const float *qkv = LAYER(a, qkv, 3 * BTC), *att = LAYER(a, att, (size_t)B * NH * T * T);
+  const float *atty = LAYER(a, atty, BTC), *res2 = LAYER(a, residual2, BTC);
+  const float *ln2 = LAYER(a, ln2, BTC), *ln2_mean = LAYER(a, ln2_mean, BT), *ln2_rstd = LAYER(a, ln2_rstd, BT);
+  const float *fch = LAYER(a, fch, 4 * BTC), *fch_gelu = LAYER(a, fch_gelu, 4 * BTC);
+  float *dres = a->dresidual; /* d(block output) on entry, d(block input) on exit */
+
+  /* res3 = res2 + mlp(ln2(res2)): dres passes straight through to res2 */
+  gpt_matmul_backward(a->dfch2, G(GPT_FCPROJ_W), G(GPT_FCPROJ_B), dres, fch_gelu, P(GPT_FCPROJ_W),
+                      BT, 4 * C, C);
+  gpt_gelu_backward(a->dfch, fch, a->dfch2, (int)(4 * BTC));
+  gpt_matmul_backward(a->dbuf_c, G(GPT_FC_W), G(GPT_FC_B), a->dfch, ln2, P(GPT_FC_W), BT, C, 4 * C);
+  gpt_layernorm_backward(dres, G(GPT_LN2_W), G(GPT_LN2_B), a->dbuf_c, res2, P(GPT_LN2_W), ln2_mean,
+                         ln2_rstd, BT, C);
+  /* res2 = res + attn(ln1(res)) */
+  gpt_matmul_backward(a->dbuf_c, G(GPT_ATTPROJ_W), G(GPT_ATTPROJ_B), dres, atty, P(GPT_ATTPROJ_W),
+                      BT, C, C);
+  gpt_attention_backward(a->dqkv, a->datt, a->dpre, a->dbuf_c, qkv, att, B, T, C, NH);
+  gpt_matmul_backward(a->dbuf_c2, G(GPT_QKV_W), G(GPT_QKV_B), a->dqkv, ln1, P(GPT_QKV_W), BT, C, 3 * C);
+  gpt_layernorm_backward(dres, G(GPT_LN1_W), G(GPT_LN1_B), a->dbuf_c2, res, P(GPT_LN1_W), ln1_mean,
+                         ln1_rstd, BT, C);
+#undef P
+#undef G
+}
+
+void gpt_cpu_embed_backward(gpt_cpu_acts *a, float *const *g, const int *tokens) {
+  const int B = a->B, T = a->T, C = a->cfg.n_embd;
+  float *dwte = g[GPT_P_WTE], *dwpe = g[GPT_P_WPE];
+  for (int b = 0; b < B; b++) {
+    for (int t = 0; t < T; t++) {
+      const float *d = a->dresidual + ((size_t)b * T + t) * C;
+      float *te = dwte + (size_t)tokens[b * T + t] * C, *pe = dwpe + (size_t)t * C;
+      for (int c = 0; c < C; c++) {
+        te[c] += d[c];
+        pe[c] += d[c];
+      }
+    }
+  }
+}
+
+int gpt_cpu_forward(gpt_cpu_acts *a, const float *const *p, const int *tokens, const int *targets,
+                    double *loss_sum) {
+  if (gpt_cpu_embed_forward(a, p, tokens) != 0) return -1;
+  for (int l = 0; l < a->cfg.n_layer; l++) gpt_cpu_block_forward(a, p, l);
+  return gpt_cpu_head_forward(a, p, targets, loss_sum);
+}
+
+void gpt_cpu_backward(gpt_cpu_acts *a, const float *const *p, float *const *g, const int *tokens,
+                      const int *targets, float dloss) {
+  gpt_cpu_head_backward(a, p, g, targets, dloss);
+  for (int l = a->cfg.n_layer - 1; l >= 0; l--) gpt_cpu_block_backward(a, p, g, l);
+  gpt_cpu_embed_backward(a, g, tokens);
+}

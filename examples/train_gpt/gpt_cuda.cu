@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* GPT-2 stages on the GPU. The structure mirrors gpt_cpu.c line for line
+ * (same activations, same order of operations) so the CPU path is a direct
+ * oracle; matrix products go through one row-major wrapper over
+ * cublasSgemmStridedBatched, so every call reads like its cblas twin. */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt_cuda.h"
+#include "gpt_kernels.cuh"
+
+#define ACT_FIELDS(X)                                                                        \
+  X(encoded, BTC) X(ln1, L *BTC) X(ln1_mean, L *BT) X(ln1_rstd, L *BT) X(qkv, L *BTC * 3)   \
+  X(att, L *B *NH *T *T) X(atty, L *BTC) X(attproj, L *BTC) X(residual2, L *BTC)             \
+  X(ln2, L *BTC) X(ln2_mean, L *BT) X(ln2_rstd, L *BT) X(fch, L *BTC * 4)                   \
+  X(fch_gelu, L *BTC * 4) X(fcproj, L *BTC) X(residual3, L *BTC) X(lnf, BTC) X(lnf_mean, BT) \
+  X(lnf_rstd, BT) X(probs, BT *V) X(losses, BT) X(dresidual, BTC) X(dbuf_c, BTC)             \
+  X(dbuf_c2, BTC) X(dqkv, BTC * 3) X(dfch, BTC * 4) X(dfch2, BTC * 4) X(datt, B *NH *T *T)   \
+  X(dpre, B *NH *T *T)
+
+struct gpt_cuda {
+  gpt_config cfg;
+  int B, T;
+  cudaStream_t stream;
+  cublasHandle_t blas;
+  int *tokens, *targets; /* device (B,T) */
+  float *host_losses;    /* (B,T) */
+#define DECL(f, n) float *f;
+  ACT_FIELDS(DECL)
+#undef DECL
+  char err[256];
+};
+
+static int fail(gpt_cuda *m, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(m->err, sizeof m->err, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* Reports the op that failed and clears CUDA's sticky last error. */
+#define CK(m, expr, what)                                                                    \
+  do {                                                                                       \
+    cudaError_t e__ = (expr);                                                                \
+    if (e__ != cudaSuccess) {                                                                \
+      (void)cudaGetLastError();                                                              \
+      return fail((m), "CUDA %s failed: %s", (what), cudaGetErrorString(e__));              \
+    }                                                                                        \
+  } while (0)
+
+/* Row-major C(MxN) = alpha op(A) op(B) + beta C, batched with strides. A
+ * row-major matrix is its column-major transpose, so this is cuBLAS's
+ * C^T = op(B)^T op(A)^T with the operands swapped. */
+static int rm_gemm(gpt_cuda *m, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                   int lda, long long sA, const float *Bm, int ldb, long long sB, float beta, float *C,
+                   int ldc, long long sC, int batch) {
+  cublasStatus_t st = cublasSgemmStridedBatched(
+      m->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, Bm,
+      ldb, sB, A, lda, sA, &beta, C, ldc, sC, batch);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    return fail(m, "cuBLAS gemm %dx%dx%d (batch %d) failed: status %d", M, N, K, batch, (int)st);
+  return 0;
+}
+
+static int matmul_forward(gpt_cuda *m, float *out, const float *inp, const float *w, const float *b,
+                          int N, int C, int OC) {
+  float beta = 0.0f;
+  if (b) {
+    CK(m, gpt_k_bias_broadcast(out, b, N, OC, m->stream), "bias broadcast");
+    beta = 1.0f;
+  }
+  return rm_gemm(m, false, true, N, OC, C, 1.0f, inp, C, 0, w, C, 0, beta, out, OC, 0, 1);
+}
+
+static int matmul_backward(gpt_cuda *m, float *dinp, float *dw, float *db, const float *dout,
+                           const float *inp, const float *w, int N, int C, int OC) {
+  if (dinp && rm_gemm(m, false, false, N, C, OC, 1.0f, dout, OC, 0, w, C, 0, 0.0f, dinp, C, 0, 1))
+    return -1;
+  if (dw && rm_gemm(m, true, false, OC, C, N, 1.0f, dout, OC, 0, inp, C, 0, 1.0f, dw, C, 0, 1))
+    return -1;
+  if (db) CK(m, gpt_k_bias_backward(db, dout, N, OC, m->stream), "bias backward");
+  return 0;
+}
+
+/* ---- lifetime ---- */
+
+extern "C" int gpt_cuda_device_count(void) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+extern "C" int gpt_cuda_create(gpt_cuda **out, const gpt_config *cfg, int B, int T, void *stream,
+                               char *err, size_t errlen) {
+  *out = NULL;
+  if (gpt_config_validate(cfg, err, errlen) != 0) return -1;
+  if (B < 1 || T < 1 || T > cfg->seq_len) {
+    snprintf(err, errlen, "activation shape B=%d T=%d is invalid (need B >= 1 and 1 <= T <= seq_len %d)",
+             B, T, cfg->seq_len);
+    return -1;
+  }
+  const long long L = cfg->n_layer, NH = cfg->n_head, V = cfg->vocab;
+  const long long BT = (long long)B * T, BTC = BT * cfg->n_embd;
+  if (BTC * 4 > INT32_MAX || BT * V > INT32_MAX || (long long)B * NH * T * T > INT32_MAX) {
+    snprintf(err, errlen, "batch B=%d x T=%d is too large for this model on the GPU (element counts must be < 2^31)",
+             B, T);
+    return -1;
+  }
+  gpt_cuda *m = (gpt_cuda *)calloc(1, sizeof *m);
+  if (!m) {
+    snprintf(err, errlen, "out of host memory for the GPU model state");
+    return -1;
+  }
+  m->cfg = *cfg;
+  m->B = B;
+  m->T = T;
+  m->stream = (cudaStream_t)stream;
+  m->host_losses = (float *)malloc((size_t)BT * sizeof(float));
+  cudaError_t e = cudaSuccess;
+  if (!m->host_losses) {
+    snprintf(err, errlen, "out of host memory for %lld token losses", BT);
+    goto fail;
+  }
+  if (cublasCreate(&m->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(m->blas, m->stream) != CUBLAS_STATUS_SUCCESS) {
+    snprintf(err, errlen, "cuBLAS could not be initialised (no usable GPU or driver?)");
+    goto fail;
+  }
+  if ((e = cudaMalloc((void **)&m->tokens, (size_t)BT * sizeof(int))) != cudaSuccess ||
+      (e = cudaMalloc((void **)&m->targets, (size_t)BT * sizeof(int))) != cudaSuccess) {
+    snprintf(err, errlen, "cudaMalloc of the token buffers failed: %s", cudaGetErrorString(e));
+    goto fail;
+  }
+#define ALLOC(f, n)                                                                              \
+  if ((e = cudaMalloc((void **)&m->f, (size_t)(n) * sizeof(float))) != cudaSuccess) {           \
+    snprintf(err, errlen, "cudaMalloc of activation '%s' (%lld floats, B=%d T=%d) failed: %s", #f, \
+             (long long)(n), B, T, cudaGetErrorString(e));                                       \
+    goto fail;                                                                                   \
+  }
+  ACT_FIELDS(ALLOC)
+#undef ALLOC
+  *out = m;
+  return 0;
+fail:
+  (void)cudaGetLastError();
+  gpt_cuda_destroy(m);
+  return -1;
+}
+
+extern "C" void gpt_cuda_destroy(gpt_cuda *m) {
+  if (!m) return;
+#define FREE(f, n) cudaFree(m->f);
+  ACT_FIELDS(FREE)
+#undef FREE
+  cudaFree(m->tokens);
+  cudaFree(m->targets);
+  if (m->blas) cublasDestroy(m->blas);
+  free(m->host_losses);
+  free(m);
+}
+
+extern "C" const char *gpt_cuda_error(const gpt_cuda *m) { return m ? m->err : "no GPU model"; }
+
+extern "C" int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *targets) {
+  const int BT = m->B * m->T, V = m->cfg.vocab;
+  for (int i = 0; i < BT; i++) {
+    if (tokens[i] < 0 || tokens[i] >= V)
+      return fail(m, "input token %d at position %d is outside the vocabulary [0, %d)", tokens[i], i, V);
+    if (targets[i] < 0 || targets[i] >= V)
+      return fail(m, "target token %d at position %d is outside the vocabulary [0, %d)", targets[i], i, V);
+  }
+  CK(m, cudaMemcpyAsync(m->tokens, tokens, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream), "token copy");
+  CK(m, cudaMemcpyAsync(m->targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream), "target copy");
+  CK(m, cudaStreamSynchronize(m->stream), "token copy sync"); /* the host arrays may change next */
+  return 0;
+}
+
+/* ---- stages ---- */
+
+#define LAYER(f, per) (m->f + (size_t)layer * (per))
+
+static const float *block_input(const gpt_cuda *m, int layer) {
+  const size_t BTC = (size_t)m->B * m->T * m->cfg.n_embd;
+  return layer == 0 ? m->encoded : m->residual3 + (size_t)(layer - 1) * BTC;
+}
+
+extern "C" int gpt_cuda_embed_forward(gpt_cuda *m, const float *const *p) {
+  CK(m, gpt_k_embed_forward(m->encoded, m->tokens, p[GPT_P_WTE], p[GPT_P_WPE], m->B, m->T, m->cfg.n_embd, m->stream),
+     "embedding forward");
+  return 0;
+}
+
+static int attention_forward(gpt_cuda *m, float *out, float *att, const float *qkv) {
+  const int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, hs = C / NH, C3 = 3 * C;
+  const long long TT = (long long)T * T;
+  for (int b = 0; b < B; b++) { /* heads are a uniform stride (hs) only inside one sequence */
+    const float *q = qkv + (size_t)b * T * C3, *k = q + C;
+    float *a = att + (size_t)b * NH * TT;
+    if (rm_gemm(m, false, true, T, T, hs, 1.0f, q, C3, hs, k, C3, hs, 0.0f, a, T, TT, NH)) return -1;
+  }
+  CK(m, gpt_k_softmax_causal_forward(att, 1.0f / sqrtf((float)hs), B * NH, T, m->stream), "attention softmax");
+  for (int b = 0; b < B; b++) {
+    const float *v = qkv + (size_t)b * T * C3 + 2 * C;
+    if (rm_gemm(m, false, false, T, hs, T, 1.0f, att + (size_t)b * NH * TT, T, TT, v, C3, hs, 0.0f,
+                out + (size_t)b * T * C, C, hs, NH))
+      return -1;
+  }
+  return 0;
+}
+
+extern "C" int gpt_cuda_block_forward(gpt_cuda *m, const float *const *p, int layer) {
+  const gpt_config *c = &m->cfg;
+  const int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, BT = B * T;
+  const size_t BTC = (size_t)BT * C;
+  cudaStream_t s = m->stream;
+#define P(x) p[gpt_pid_layer(c, layer, x)]
+  const float *res = block_input(m, layer);
+  float *ln1 = LAYER(ln1, BTC), *ln1_mean = LAYER(ln1_mean, BT), *ln1_rstd = LAYER(ln1_rstd, BT);
+  float *qkv = LAYER(qkv, 3 * BTC), *att = LAYER(att, (size_t)B * NH * T * T);
+  float *atty = LAYER(atty, BTC), *attproj = LAYER(attproj, BTC), *res2 = LAYER(residual2, BTC);
+  float *ln2 = LAYER(ln2, BTC), *ln2_mean = LAYER(ln2_mean, BT), *ln2_rstd = LAYER(ln2_rstd, BT);
+  float *fch = LAYER(fch, 4 * BTC), *fch_gelu = LAYER(fch_gelu, 4 * BTC);
+  float *fcproj = LAYER(fcproj, BTC), *res3 = LAYER(residual3, BTC);
+
+  CK(m, gpt_k_layernorm_forward(ln1, ln1_mean, ln1_rstd, res, P(GPT_LN1_W), P(GPT_LN1_B), BT, C, s), "ln_1 forward");
+  if (matmul_forward(m, qkv, ln1, P(GPT_QKV_W), P(GPT_QKV_B), BT, C, 3 * C)) return -1;
+  if (attention_forward(m, atty, att, qkv)) return -1;
+  if (matmul_forward(m, attproj, atty, P(GPT_ATTPROJ_W), P(GPT_ATTPROJ_B), BT, C, C)) return -1;
+  CK(m, gpt_k_residual_forward(res2, res, attproj, (int)BTC, s), "residual");
+  CK(m, gpt_k_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, P(GPT_LN2_W), P(GPT_LN2_B), BT, C, s), "ln_2 forward");
+  if (matmul_forward(m, fch, ln2, P(GPT_FC_W), P(GPT_FC_B), BT, C, 4 * C)) return -1;
+  CK(m, gpt_k_gelu_forward(fch_gelu, fch, (int)(4 * BTC), s), "gelu forward");
+  if (matmul_forward(m, fcproj, fch_gelu, P(GPT_FCPROJ_W), P(GPT_FCPROJ_B), BT, 4 * C, C)) return -1;
+  CK(m, gpt_k_residual_forward(res3, res2, fcproj, (int)BTC, s), "residual");
+#undef P
+  return 0;
+}
+
+extern "C" int gpt_cuda_head_forward(gpt_cuda *m, const float *const *p) {
+  const gpt_config *c = &m->cfg;
+  const int BT = m->B * m->T, C = c->n_embd, V = c->vocab;
+  CK(m, gpt_k_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, block_input(m, c->n_layer),
+                                p[gpt_pid_lnf_w(c)], p[gpt_pid_lnf_b(c)], BT, C, m->stream),
+     "ln_f forward");
+  if (matmul_forward(m, m->probs, m->lnf, p[gpt_pid_head(c)], NULL, BT, C, V)) return -1;
+  CK(m, gpt_k_crossentropy_forward(m->probs, m->losses, m->targets, BT, V, m->stream), "cross-entropy forward");
+  return 0;
+}
+
+extern "C" int gpt_cuda_loss_sum(gpt_cuda *m, double *out) {
+  const int BT = m->B * m->T;
+  CK(m, cudaMemcpyAsync(m->host_losses, m->losses, (size_t)BT * sizeof(float), cudaMemcpyDeviceToHost, m->stream),
+     "loss copy");
+  CK(m, cudaStreamSynchronize(m->stream), "loss copy sync");
+  double sum = 0.0;
+  for (int i = 0; i < BT; i++) sum += m->host_losses[i];
+  *out = sum;
+  return 0;
+}
+
+extern "C" int gpt_cuda_head_backward(gpt_cuda *m, const float *const *p, float *const *g, float dloss) {
+  const gpt_config *c = &m->cfg;
+  const int BT = m->B * m->T, C = c->n_embd, V = c->vocab;
+  CK(m, gpt_k_crossentropy_backward(m->probs, m->targets, dloss, BT, V, m->stream), "cross-entropy backward");
+  if (matmul_backward(m, m->dbuf_c, g[gpt_pid_head(c)], NULL, m->probs, m->lnf, p[gpt_pid_head(c)], BT, C, V))
+    return -1;
+  CK(m, cudaMemsetAsync(m->dresidual, 0, (size_t)BT * C * sizeof(float), m->stream), "memset");
+  CK(m, gpt_k_layernorm_backward(m->dresidual, g[gpt_pid_lnf_w(c)], g[gpt_pid_lnf_b(c)], m->dbuf_c,
+                                 block_input(m, c->n_layer), p[gpt_pid_lnf_w(c)], m->lnf_mean,
+                                 m->lnf_rstd, BT, C, m->stream),
+     "ln_f backward");
+  return 0;
+}
+
+static int attention_backward(gpt_cuda *m, float *dqkv, const float *dout, const float *qkv, const float *att) {
+  const int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, hs = C / NH, C3 = 3 * C;
+  const long long TT = (long long)T * T;
+  for (int b = 0; b < B; b++) {
+    const float *v = qkv + (size_t)b * T * C3 + 2 * C, *dy = dout + (size_t)b * T * C;
+    const float *a = att + (size_t)b * NH * TT;
+    float *dv = dqkv + (size_t)b * T * C3 + 2 * C;
+    if (rm_gemm(m, false, true, T, T, hs, 1.0f, dy, C, hs, v, C3, hs, 0.0f, m->datt + (size_t)b * NH * TT, T, TT, NH))
+      return -1;
+    if (rm_gemm(m, true, false, T, hs, T, 1.0f, a, T, TT, dy, C, hs, 0.0f, dv, C3, hs, NH)) return -1;
+  }
+  CK(m, gpt_k_softmax_causal_backward(m->dpre, att, m->datt, 1.0f / sqrtf((float)hs), B * NH, T, m->stream),
+     "attention softmax backward");
+  for (int b = 0; b < B; b++) {
+    const float *q = qkv + (size_t)b * T * C3, *k = q + C;
+    float *dq = dqkv + (size_t)b * T * C3, *dk = dq + C;
+    const float *dp = m->dpre + (size_t)b * NH * TT;
+    if (rm_gemm(m, false, false, T, hs, T, 1.0f, dp, T, TT, k, C3, hs, 0.0f, dq, C3, hs, NH)) return -1;
+    if (rm_gemm(m, true, false, T, hs, T, 1.0f, dp, T, TT, q, C3, hs, 0.0f, dk, C3, hs, NH)) return -1;
+  }
+  return 0;
+}
+
+extern "C" int gpt_cuda_block_backward(gpt_cuda *m, const float *const *p, float *const *g, int layer) {
+  const gpt_config *c = &m->cfg;
+  const int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, BT = B * T;
+  const size_t BTC = (size_t)BT * C;
+  cudaStream_t s = m->stream;
+#define P(x) p[gpt_pid_layer(c, layer, x)]
+#define G(x) g[gpt_pid_layer(c, layer, x)]
+  const float *res = block_input(m, layer);
+  const float *ln1 = LAYER(ln1, BTC), *ln1_mean = LAYER(ln1_mean, BT), *ln1_rstd = LAYER(ln1_rstd, BT);
+  const float *qkv = LAYER(qkv, 3 * BTC), *att = LAYER(att, (size_t)B * NH * T * T);
+  const float *atty = LAYER(atty, BTC), *res2 = LAYER(residual2, BTC);
+  const float *ln2 = LAYER(ln2, BTC), *ln2_mean = LAYER(ln2_mean, BT), *ln2_rstd = LAYER(ln2_rstd, BT);
+  const float *fch = LAYER(fch, 4 * BTC), *fch_gelu = LAYER(fch_gelu, 4 * BTC);
+  float *dres = m->dresidual;
+
+  if (matmul_backward(m, m->dfch2, G(GPT_FCPROJ_W), G(GPT_FCPROJ_B), dres, fch_gelu, P(GPT_FCPROJ_W), BT, 4 * C, C))
+    return -1;
+  CK(m, gpt_k_gelu_backward(m->dfch, fch, m->dfch2, (int)(4 * BTC), s), "gelu backward");
+  if (matmul_backward(m, m->dbuf_c, G(GPT_FC_W), G(GPT_FC_B), m->dfch, ln2, P(GPT_FC_W), BT, C, 4 * C)) return -1;
+  CK(m, gpt_k_layernorm_backward(dres, G(GPT_LN2_W), G(GPT_LN2_B), m->dbuf_c, res2, P(GPT_LN2_W), ln2_mean,
+                                 ln2_rstd, BT, C, s),
+     "ln_2 backward");
+  if (matmul_backward(m, m->dbuf_c, G(GPT_ATTPROJ_W), G(GPT_ATTPROJ_B), dres, atty, P(GPT_ATTPROJ_W), BT, C, C))
+    return -1;
+  if (attention_backward(m, m->dqkv, m->dbuf_c, qkv, att)) return -1;
+  if (matmul_backward(m, m->dbuf_c2, G(GPT_QKV_W), G(GPT_QKV_B), m->dqkv, ln1, P(GPT_QKV_W), BT, C, 3 * C)) return -1;
+  CK(m, gpt_k_layernorm_backward(dres, G(GPT_LN1_W), G(GPT_LN1_B), m->dbuf_c2, res, P(GPT_LN1_W), ln1_mean,
+                                 ln1_rstd, BT, C, s),
+     "ln_1 backward");
+#undef P
+#undef G
+  return 0;
+}
+
+extern "C" int gpt_cuda_embed_backward(gpt_cuda *m, float *const *g) {
+  CK(m, gpt_k_embed_backward(g[GPT_P_WTE], g[GPT_P_WPE], m->dresidual, m->tokens, m->B, m->T, m->cfg.n_embd,
+                             m->stream),
+     "embedding backward");
+  return 0;
+}
+
+/* ---- dtype and memory helpers ---- */
+
+extern "C" int gpt_cuda_to_f32(gpt_cuda *m, float *dst, const void *src, shardrt_dtype dt, int64_t n) {
+  CK(m, gpt_k_to_f32(dst, src, dt, n, m->stream), "cast to fp32");
+  return 0;
+}
+
+extern "C" int gpt_cuda_add_f32_into(gpt_cuda *m, void *dst, shardrt_dtype dt, const float *src, int64_t n) {
+  CK(m, gpt_k_add_f32_into(dst, dt, src, n, m->stream), "gradient add");
+  return 0;
+}
+
+extern "C" int gpt_cuda_alloc(gpt_cuda *m, void **ptr, size_t bytes) {
+  *ptr = NULL;
+  CK(m, cudaMalloc(ptr, bytes), "cudaMalloc");
+  return 0;
+}
+
+extern "C" void gpt_cuda_free(void *ptr) { cudaFree(ptr); }
+
+extern "C" int gpt_cuda_memset_zero(gpt_cuda *m, void *ptr, size_t bytes) {
+  CK(m, cudaMemsetAsync(ptr, 0, bytes, m->stream), "memset");
+  return 0;
+}
+
+extern "C" int gpt_cuda_copy_h2d(gpt_cuda *m, void *dst, const void *src, size_t bytes) {
+  CK(m, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, m->stream), "host-to-device copy");
+  CK(m, cudaStreamSynchronize(m->stream), "host-to-device copy sync");
+  return 0;
+}
+
+extern "C" int gpt_cuda_copy_d2h(gpt_cuda *m, void *dst, const void *src, size_t bytes) {
+  CK(m, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, m->stream), "device-to-host copy");
+  CK(m, cudaStreamSynchronize(m->stream), "device-to-host copy sync");
+  return 0;
+}

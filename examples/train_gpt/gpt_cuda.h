@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* GPT-2 forward and backward on one GPU: the same stages and layouts as
+ * gpt_cpu.h, over device fp32 arrays, with cuBLAS for the matrix products
+ * and the kernels of gpt_kernels.cuh. Everything runs on the stream given at
+ * init (the runtime's shardrt_cuda_stream(ctx) in the trainer); only
+ * gpt_cuda_set_batch and gpt_cuda_loss_sum synchronise with the host.
+ * Functions return 0, or -1 with a message in gpt_cuda_error(). */
+#ifndef GPT_CUDA_H
+#define GPT_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpt_model.h"
+#include "shardrt/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gpt_cuda gpt_cuda;
+
+/* Returns the number of usable GPUs (0 when the driver or device is absent). */
+int gpt_cuda_device_count(void);
+
+/* Allocates device activations for B sequences of T <= seq_len tokens and a
+ * cuBLAS handle bound to `stream` (a cudaStream_t; NULL = default stream). */
+int gpt_cuda_create(gpt_cuda **out, const gpt_config *cfg, int B, int T, void *stream, char *err,
+                    size_t errlen);
+void gpt_cuda_destroy(gpt_cuda *m); /* NULL-safe */
+const char *gpt_cuda_error(const gpt_cuda *m);
+
+/* Copies the host (B,T) token and target ids to the device after checking
+ * they are inside the vocabulary. */
+int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *targets);
+
+/* p / g: arrays (indexed by parameter id) of DEVICE fp32 pointers. */
+int gpt_cuda_embed_forward(gpt_cuda *m, const float *const *p);
+int gpt_cuda_block_forward(gpt_cuda *m, const float *const *p, int layer);
+int gpt_cuda_head_forward(gpt_cuda *m, const float *const *p);
+/* Waits for the stream and returns the sum of the B*T token losses. */
+int gpt_cuda_loss_sum(gpt_cuda *m, double *out);
+int gpt_cuda_head_backward(gpt_cuda *m, const float *const *p, float *const *g, float dloss);
+int gpt_cuda_block_backward(gpt_cuda *m, const float *const *p, float *const *g, int layer);
+int gpt_cuda_embed_backward(gpt_cuda *m, float *const *g);
+
+/* Device dtype helpers for the runtime's views (on the model's stream):
+ * dst = float(src), and dst = round(dst + src) for gradients. */
+int gpt_cuda_to_f32(gpt_cuda *m, float *dst, const void *src, shardrt_dtype dt, int64_t n);
+int gpt_cuda_add_f32_into(gpt_cuda *m, void *dst, shardrt_dtype dt, const float *src, int64_t n);
+
+/* Small device-memory helpers so C callers need no CUDA headers. */
+int gpt_cuda_alloc(gpt_cuda *m, void **ptr, size_t bytes);
+void gpt_cuda_free(void *ptr);
+int gpt_cuda_memset_zero(gpt_cuda *m, void *ptr, size_t bytes);
+int gpt_cuda_copy_h2d(gpt_cuda *m, void *dst, const void *src, size_t bytes);
+int gpt_cuda_copy_d2h(gpt_cuda *m, void *dst, const void *src, size_t bytes); /* synchronous */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* train_gpt: trains a GPT-2-style byte-level language model with
+ * libshardrt, on the CPU (OpenBLAS) or one GPU per rank (cuBLAS + kernels).
+ * The global batch is the same sequences at every world size (each rank
+ * takes its slice; the loss is the mean over every token of the global
+ * batch), so any world size, strategy and wrap policy must reproduce the
+ * same losses up to float rounding. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/trainer.h"
+#include "gpt_data.h"
+#include "gpt_model.h"
+#include "gpt_run.h"
+
+static const char *prog = "train_gpt";
+
+#ifndef GPT_DEFAULT_DATA
+#define GPT_DEFAULT_DATA "examples/data/corpus.txt"
+#endif
+
+typedef struct gpt_flags {
+  const char *preset;
+  int n_layer, n_embd, n_head, seq_len, vocab; /* 0: from the preset */
+  const char *data;
+  const char *param_dtype;
+  bool help;
+} gpt_flags;
+
+static int usage(FILE *f) {
+  fprintf(f,
+          "usage: train_gpt [--config_file FILE] [flags]\n"
+          "model flags:\n"
+          "  --preset tiny|small|gpt2   model shape (default tiny: 2 layers, 32 wide, 2 heads, seq 32, vocab 256;\n"
+          "                             small: 4x256, 4 heads, seq 128; gpt2: the 124M shape, 12x768, seq 1024, vocab 50257)\n"
+          "  --n_layer N --n_embd N --n_head N --seq_len N --vocab N   override the preset\n"
+          "  --data FILE                byte-level training text (default %s)\n"
+          "  --param_dtype fp32|bf16|fp16  dtype the model is loaded in (the plan's load_dtype)\n"
+          "  --global_batch counts sequences of seq_len tokens\n",
+          GPT_DEFAULT_DATA);
+  ex_print_common_usage(f);
+  return f == stderr ? 2 : 0;
+}
+
+static int parse_model(int *argc, char **argv, gpt_flags *fl) {
+  int w = 1;
+  for (int i = 1; i < *argc; i++) {
+    const char *a = argv[i], *val = NULL;
+    char name[32];
+    const char *eq = strchr(a, '=');
+    if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof name) {
+      snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
+      val = eq + 1;
+    } else {
+      snprintf(name, sizeof name, "%s", a);
+    }
+    if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+      fl->help = true;
+      continue;
+    }
+    int *ival = !strcmp(name, "--n_layer") ? &fl->n_layer : !strcmp(name, "--n_embd") ? &fl->n_embd
+                : !strcmp(name, "--n_head") ? &fl->n_head : !strcmp(name, "--seq_len") ? &fl->seq_len
+                : !strcmp(name, "--vocab") ? &fl->vocab : NULL;
+    const char **sval = !strcmp(name, "--preset") ? &fl->preset : !strcmp(name, "--data") ? &fl->data
+                        : !strcmp(name, "--param_dtype") ? &fl->param_dtype : NULL;
+    if (!ival && !sval) {
+      argv[w++] = argv[i];
+      continue;
+    }
+    if (!val) {
+      if (i + 1 >= *argc) {
+        fprintf(stderr, "%s: error: %s needs a value\n", prog, name);
+        return 2;
+      }
+      val = argv[++i];
+    }
+    if (sval) {
+      *sval = val;
+      continue;
+    }
+    char *end;
+    long v = strtol(val, &end, 10);
+    if (!*val || *end || v < 1 || v > (1L << 24)) {
+      fprintf(stderr, "%s: error: %s '%s' must be an integer in [1, %ld]\n", prog, name, val, 1L << 24);
+      return 2;
+    }
+    *ival = (int)v;
+  }
+  *argc = w;
+  argv[w] = NULL;
+  return 0;
+}
+
+/* Preset first, then the explicit shape flags. */
+static int resolve_config(const gpt_flags *fl, gpt_config *cfg) {
+  char err[256];
+  if (gpt_preset(fl->preset, cfg, err, sizeof err)) {
+    fprintf(stderr, "%s: error: --preset: %s\n", prog, err);
+    return 2;
+  }
+  if (fl->n_layer) cfg->n_layer = fl->n_layer;
+  if (fl->n_embd) cfg->n_embd = fl->n_embd;
+  if (fl->n_head) cfg->n_head = fl->n_head;
+  if (fl->seq_len) cfg->seq_len = fl->seq_len;
+  if (fl->vocab) cfg->vocab = fl->vocab;
+  if (gpt_config_validate(cfg, err, sizeof err)) {
+    fprintf(stderr, "%s: error: %s\n", prog, err);
+    return 2;
+  }
+  return 0;
+}
+
+static int check_options(const ex_opts *o, const gpt_flags *fl, shardrt_plan *plan) {
+  const char *unsupported = o->save_dir ? "--save_dir" : o->resume_dir ? "--resume" : o->load_weights ? "--load_weights" : NULL;
+  if (unsupported) {
+    fprintf(stderr, "%s: error: %s is not supported by train_gpt (checkpointing is train_mlp's; use --weights_out)\n",
+            prog, unsupported);
+    return 2;
+  }
+  if (fl->param_dtype && !shardrt_dtype_parse(fl->param_dtype, &plan->load_dtype)) {
+    fprintf(stderr, "%s: error: --param_dtype '%s' is not a dtype (allowed: fp32, bf16, fp16)\n", prog,
+            fl->param_dtype);
+    return 2;
+  }
+  return 0;
+}
+
+static shardrt_status setup_optimizer(shardrt_ctx *ctx, const ex_opts *o) {
+  shardrt_optim_params op;
+  shardrt_optim_params_default(&op);
+  op.kind = strcmp(o->optimizer, "sgd") == 0 ? SHARDRT_OPTIM_SGD : SHARDRT_OPTIM_ADAMW;
+  op.lr = o->lr;
+  op.weight_decay = o->weight_decay;
+  op.momentum = op.kind == SHARDRT_OPTIM_SGD ? o->momentum : 0;
+  return shardrt_set_optimizer(ctx, &op);
+}
+
+int main(int argc, char **argv) {
+  shardrt_plan plan;
+  if (shardrt_plan_from_args(&argc, argv, &plan) != SHARDRT_OK) {
+    fprintf(stderr, "%s: error: %s\n", prog, shardrt_last_error());
+    return 2;
+  }
+  ex_opts o;
+  ex_opts_default(&o);
+  gpt_flags fl = {.preset = "tiny", .data = GPT_DEFAULT_DATA};
+  if (ex_parse_common(&argc, argv, &o) || parse_model(&argc, argv, &fl)) return 2;
+  if (fl.help) return usage(stdout);
+  if (ex_reject_leftovers(argc, argv, prog)) return usage(stderr);
+  gpt_config cfg;
+  if (resolve_config(&fl, &cfg) || check_options(&o, &fl, &plan)) return 2;
+
+  shardrt_ctx_params cp;
+  shardrt_ctx_params_default(&cp);
+  cp.device = o.device;
+  cp.comm = o.comm;
+  cp.plan = &plan;
+  shardrt_ctx *ctx = NULL;
+  EX_TRY(prog, shardrt_ctx_create(&cp, &ctx));
+  const int world = shardrt_world_size(ctx), rank = shardrt_rank(ctx);
+  const shardrt_plan *pl = shardrt_get_plan(ctx);
+  const int A = pl->gradient_accumulation_steps, T = cfg.seq_len;
+  int code = 0;
+  gpt_registry reg = {0};
+  gpt_data data = {0};
+  gpt_run run = {0};
+  int *rt_pid = NULL, *tokens = NULL, *targets = NULL;
+  FILE *log = NULL;
+  char err[512];
+
+  if (o.global_batch % (A * world) != 0) {
+    if (rank == 0)
+      fprintf(stderr,
+              "%s: error: --global_batch %d must be divisible by gradient_accumulation_steps (%d) x world size (%d)\n",
+              prog, o.global_batch, A, world);
+    code = 2;
+    goto done;
+  }
+  /* every rank reads the same file, so every rank takes the same branch */
+  if (gpt_data_load(&data, fl.data, T, cfg.vocab, err, sizeof err) ||
+      gpt_registry_init(&reg, &cfg, err, sizeof err)) {
+    if (rank == 0) fprintf(stderr, "%s: error: %s\n", prog, err);
+    code = 2;
+    goto done;
+  }
+  const int rows = o.global_batch / (A * world); /* sequences per rank per micro-batch */
+  rt_pid = malloc(sizeof(int) * (size_t)reg.num_params);
+  tokens = malloc(sizeof(int) * (size_t)rows * T);
+  targets = malloc(sizeof(int) * (size_t)rows * T);
+  if (!rt_pid || !tokens || !targets) {
+    fprintf(stderr, "%s: error: out of host memory for a batch of %d x %d tokens\n", prog, rows, T);
+    code = 1;
+    goto done;
+  }
+  shardrt_status rc = setup_optimizer(ctx, &o);
+  if (rc == SHARDRT_OK) rc = gpt_run_register(ctx, &reg, rt_pid);
+  if (rc == SHARDRT_OK) rc = shardrt_finalize(ctx);
+  if (rc == SHARDRT_OK) rc = gpt_run_init(&run, ctx, &reg, rt_pid, rows, T);
+  if (rc == SHARDRT_OK) rc = gpt_run_set_weights(&run, o.seed, pl->sync_module_states);
+  if (rc == SHARDRT_OK && o.trace_path) rc = shardrt_trace_start(ctx, o.trace_path);
+  if (rc) {
+    code = gpt_run_fail(&run, prog, "setup", rc);
+    goto done;
+  }
+  if (o.log_path && rank == 0 && !(log = fopen(o.log_path, "w"))) {
+    fprintf(stderr, "%s: error: cannot open --log '%s' for writing\n", prog, o.log_path);
+    code = 1;
+    goto done;
+  }
+  if (rank == 0 && !o.quiet)
+    printf("train_gpt: %d layers, n_embd %d, %d heads, seq %d, vocab %d: %lld params; world %d, %s, %d unit(s), "
+           "%d x %d sequences per rank per micro-batch, data %s (%lld bytes)\n",
+           cfg.n_layer, cfg.n_embd, cfg.n_head, T, cfg.vocab, (long long)shardrt_total_numel(ctx), world,
+           shardrt_strategy_name(pl->strategy), shardrt_num_units(ctx), A, rows, fl.data, (long long)data.n);
+
+  const double global_tokens = (double)o.global_batch * T;
+  for (int step = 1; step <= o.steps && code == 0; step++) {
+    double t0 = shardrt_now();
+    shardrt_comm_stats_reset(ctx);
+    double loss_sum = 0;
+    for (int a = 0; a < A && code == 0; a++) {
+      int64_t g0 = (int64_t)a * (o.global_batch / A) + (int64_t)rank * rows;
+      for (int r = 0; r < rows; r++)
+        gpt_data_sequence(&data, o.seed, step, g0 + r, T, tokens + (size_t)r * T, targets + (size_t)r * T);
+      float dloss = (float)(shardrt_loss_scale(ctx) / global_tokens);
+      rc = shardrt_begin_micro_batch(ctx, a, A);
+      if (rc == SHARDRT_OK) rc = gpt_run_micro_batch(&run, tokens, targets, dloss, &loss_sum);
+      if (rc) code = gpt_run_fail(&run, prog, "training step", rc);
+    }
+    if (code) break;
+    shardrt_step_info info;
+    rc = shardrt_step(ctx, &info);
+    if (rc == SHARDRT_OK) rc = shardrt_allreduce_sum_f64(ctx, &loss_sum, 1);
+    if (rc) {
+      code = ex_fail(prog, "optimizer step", rc);
+      break;
+    }
+    double dt = shardrt_now() - t0;
+    ex_step_record rec = {.step = step, .loss = loss_sum / global_tokens, .step_time_s = dt,
+                          .num_params = shardrt_total_numel(ctx), .tokens_per_s = global_tokens / dt,
+                          .grad_norm = info.grad_norm, .loss_scale = info.loss_scale, .skipped = info.skipped};
+    ex_log_step(log, ctx, &rec);
+    if (!o.quiet) ex_progress(ctx, &rec);
+    if (!isfinite(rec.loss)) {
+      if (rank == 0) fprintf(stderr, "%s: error: loss is %g at step %d (diverged; lower --lr)\n", prog, rec.loss, step);
+      code = 1;
+    }
+  }
+  if (code == 0 && o.weights_out && (rc = ex_write_weights(ctx, o.weights_out))) code = ex_fail(prog, "weights_out", rc);
+done:
+  if (log) fclose(log);
+  gpt_run_free(&run);
+  free(rt_pid), free(tokens), free(targets);
+  gpt_data_free(&data);
+  gpt_registry_free(&reg);
+  shardrt_ctx_destroy(ctx);
+  return code;
+}

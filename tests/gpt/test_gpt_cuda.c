@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The CUDA forward/backward against the CPU path (the oracle) on the tiny
+ * preset, and the dtype helpers the trainer uses on runtime views.
+ * Exits 77 (skipped) when no GPU is usable.
+ *
+ * Tolerances: both paths are fp32 with the same operation order per layer
+ * but different summation orders (cuBLAS vs OpenBLAS tiling, warp trees vs
+ * sequential loops) and __expf in the attention softmax (2 ulp). Each op
+ * contributes ~1e-6 relative error; through 2 blocks, the head and the
+ * backward that adds up to a few 1e-6 expected (this machine has no GPU, so
+ * the margin is deliberately 10-30x). The loss must agree to 1e-5
+ * relative; each gradient tensor to a relative L2 error
+ * ||g_gpu - g_cpu|| / ||g_cpu|| of 1e-4 (a wrong index, layout or missing
+ * term gives errors of order 1e-2..1). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "gpt_cpu.h"
+#include "gpt_cuda.h"
+#include "gpt_test_util.h"
+#include "shardrt/types.h"
+
+enum { B = 2 };
+
+static void test_cuda_matches_cpu(void **state) {
+  (void)state;
+  gpt_config cfg;
+  char err[256];
+  assert_int_equal(gpt_preset("tiny", &cfg, err, sizeof err), 0);
+  const int T = cfg.seq_len, BT = B * T;
+  gpt_test_model m;
+  assert_int_equal(gpt_test_model_init(&m, &cfg, B, T, 77), 0);
+  /* jitter gains and biases so those gradients are not trivially shaped */
+  uint64_t s = 3;
+  for (int i = 0; i < m.reg.num_params; i++)
+    if (m.reg.params[i].init == GPT_INIT_ZERO || m.reg.params[i].init == GPT_INIT_ONE)
+      for (int64_t k = 0; k < m.reg.params[i].numel; k++)
+        m.p[i][k] += 0.1f * ((float)(gpt_test_lcg(&s) % 2001) / 1000.0f - 1.0f);
+
+  /* CPU oracle */
+  gpt_cpu_acts a;
+  assert_int_equal(gpt_cpu_acts_init(&a, &cfg, B, T, err, sizeof err), 0);
+  double cpu_loss;
+  assert_int_equal(gpt_cpu_forward(&a, (const float *const *)m.p, m.tokens, m.targets, &cpu_loss), 0);
+  gpt_cpu_backward(&a, (const float *const *)m.p, m.g, m.tokens, m.targets, 1.0f / BT);
+
+  /* GPU */
+  gpt_cuda *gm = NULL;
+  if (gpt_cuda_create(&gm, &cfg, B, T, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+  const int n = m.reg.num_params;
+  float **dp = calloc(n, sizeof *dp), **dg = calloc(n, sizeof *dg);
+  assert_non_null(dp);
+  assert_non_null(dg);
+  for (int i = 0; i < n; i++) {
+    size_t bytes = (size_t)m.reg.params[i].numel * sizeof(float);
+    assert_int_equal(gpt_cuda_alloc(gm, (void **)&dp[i], bytes), 0);
+    assert_int_equal(gpt_cuda_alloc(gm, (void **)&dg[i], bytes), 0);
+    assert_int_equal(gpt_cuda_copy_h2d(gm, dp[i], m.p[i], bytes), 0);
+    assert_int_equal(gpt_cuda_memset_zero(gm, dg[i], bytes), 0);
+  }
+#define OK(x) do { if ((x) != 0) fail_msg("%s", gpt_cuda_error(gm)); } while (0)
+  OK(gpt_cuda_set_batch(gm, m.tokens, m.targets));
+  OK(gpt_cuda_embed_forward(gm, (const float *const *)dp));
+  for (int l = 0; l < cfg.n_layer; l++) OK(gpt_cuda_block_forward(gm, (const float *const *)dp, l));
+  OK(gpt_cuda_head_forward(gm, (const float *const *)dp));
+  double gpu_loss;
+  OK(gpt_cuda_loss_sum(gm, &gpu_loss));
+  OK(gpt_cuda_head_backward(gm, (const float *const *)dp, dg, 1.0f / BT));
+  for (int l = cfg.n_layer - 1; l >= 0; l--) OK(gpt_cuda_block_backward(gm, (const float *const *)dp, dg, l));
+  OK(gpt_cuda_embed_backward(gm, dg));
+  print_message("  loss cpu %.8f gpu %.8f\n", cpu_loss / BT, gpu_loss / BT);
+  assert_true(fabs(gpu_loss - cpu_loss) <= 1e-5 * fabs(cpu_loss));
+
+  for (int i = 0; i < n; i++) {
+    int64_t ne = m.reg.params[i].numel;
+    float *h = malloc((size_t)ne * sizeof *h);
+    assert_non_null(h);
+    OK(gpt_cuda_copy_d2h(gm, h, dg[i], (size_t)ne * sizeof *h));
+    double num = 0, den = 0;
+    for (int64_t k = 0; k < ne; k++) {
+      double d = (double)h[k] - m.g[i][k];
+      num += d * d;
+      den += (double)m.g[i][k] * m.g[i][k];
+    }
+    double rel = sqrt(num / (den > 0 ? den : 1e-30));
+    if (!(rel <= 1e-4))
+      fail_msg("%s.%s: GPU gradient differs from CPU by relative L2 %.3g (> 1e-4)", m.reg.params[i].module,
+               m.reg.params[i].name, rel);
+    free(h);
+    gpt_cuda_free(dp[i]);
+    gpt_cuda_free(dg[i]);
+  }
+  /* bad ids are refused with the position named, before any copy */
+  m.targets[5] = cfg.vocab;
+  assert_int_equal(gpt_cuda_set_batch(gm, m.tokens, m.targets), -1);
+  assert_non_null(strstr(gpt_cuda_error(gm), "target token 256 at position 5"));
+#undef OK
+  free(dp);
+  free(dg);
+  gpt_cuda_destroy(gm);
+  gpt_cpu_acts_free(&a);
+  gpt_test_model_free(&m);
+}
+
+/* to_f32 / add_f32_into on bf16 and fp16 agree bit for bit with the
+ * runtime's host conversions (both round to nearest even). */
+static void test_cuda_dtype_helpers(void **state) {
+  (void)state;
+  gpt_config cfg;
+  char err[256];
+  assert_int_equal(gpt_preset("tiny", &cfg, err, sizeof err), 0);
+  gpt_cuda *gm = NULL;
+  if (gpt_cuda_create(&gm, &cfg, 1, 1, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+  enum { N = 1000 };
+  const shardrt_dtype dts[2] = {SHARDRT_BF16, SHARDRT_F16};
+  for (int di = 0; di < 2; di++) {
+    shardrt_dtype dt = dts[di];
+    uint16_t h16[N], back16[N];
+    float add[N], got[N];
+    uint64_t s = 17 + di;
+    for (int i = 0; i < N; i++) {
+      float v = ((float)(gpt_test_lcg(&s) % 20001) / 10000.0f - 1.0f) * 3.0f;
+      add[i] = ((float)(gpt_test_lcg(&s) % 20001) / 10000.0f - 1.0f) * 0.01f;
+      h16[i] = dt == SHARDRT_BF16 ? shardrt_f32_to_bf16(v) : shardrt_f32_to_f16(v);
+    }
+    void *d16;
+    float *df, *dadd;
+    assert_int_equal(gpt_cuda_alloc(gm, &d16, sizeof h16), 0);
+    assert_int_equal(gpt_cuda_alloc(gm, (void **)&df, sizeof got), 0);
+    assert_int_equal(gpt_cuda_alloc(gm, (void **)&dadd, sizeof add), 0);
+    assert_int_equal(gpt_cuda_copy_h2d(gm, d16, h16, sizeof h16), 0);
+    assert_int_equal(gpt_cuda_copy_h2d(gm, dadd, add, sizeof add), 0);
+    assert_int_equal(gpt_cuda_to_f32(gm, df, d16, dt, N), 0);
+    assert_int_equal(gpt_cuda_copy_d2h(gm, got, df, sizeof got), 0);
+    for (int i = 0; i < N; i++) {
+      float want = dt == SHARDRT_BF16 ? shardrt_bf16_to_f32(h16[i]) : shardrt_f16_to_f32(h16[i]);
+      assert_true(got[i] == want);
+    }
+    assert_int_equal(gpt_cuda_add_f32_into(gm, d16, dt, dadd, N), 0);
+    assert_int_equal(gpt_cuda_copy_d2h(gm, back16, d16, sizeof back16), 0);
+    for (int i = 0; i < N; i++) {
+      float base = dt == SHARDRT_BF16 ? shardrt_bf16_to_f32(h16[i]) : shardrt_f16_to_f32(h16[i]);
+      uint16_t want = dt == SHARDRT_BF16 ? shardrt_f32_to_bf16(base + add[i]) : shardrt_f32_to_f16(base + add[i]);
+      assert_int_equal(back16[i], want);
+    }
+    gpt_cuda_free(d16);
+    gpt_cuda_free(df);
+    gpt_cuda_free(dadd);
+  }
+  gpt_cuda_destroy(gm);
+}
+
+int main(void) {
+  if (gpt_cuda_device_count() <= 0) {
+    fprintf(stderr, "test_gpt_cuda: no usable GPU (cudaGetDeviceCount failed or returned 0): skipped\n");
+    return 77;
+  }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cuda_matches_cpu),
+      cmocka_unit_test(test_cuda_dtype_helpers),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
