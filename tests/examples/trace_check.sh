@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# --trace writes one Chrome/Perfetto trace per rank: valid JSON with compute
+# spans per unit, each collective with its bytes, waits, and optimizer steps.
+set -euo pipefail
+BIN=${SHARDRT_BIN_DIR:?}; MPIRUN=${SHARDRT_MPIRUN:-mpirun}
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+"$MPIRUN" --oversubscribe --bind-to none --mca btl self,vader -np 2 "$BIN/train_gpt" --quiet --preset tiny --steps 3 \
+  --global_batch 4 --num_processes 2 --use_fsdp --fsdp_sharding_strategy FULL_SHARD \
+  --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP --fsdp_transformer_layer_cls_to_wrap GPT2Block \
+  --fsdp_forward_prefetch true --trace "$T/trace_%r.json" --log "$T/log.jsonl"
+python3 - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+for rank in (0, 1):
+    ev = json.load(open(f"{t}/trace_{rank}.json"))["traceEvents"]
+    spans = [e for e in ev if e.get("ph") == "X"]
+    cats = {e["cat"] for e in spans}
+    assert {"compute", "comm", "wait", "step"} <= cats, f"rank {rank}: categories {cats}"
+    names = {e["name"] for e in spans if e["cat"] == "compute"}
+    assert any(n.startswith("h.") for n in names), f"rank {rank}: no per-block compute span in {names}"
+    comm = [e for e in spans if e["cat"] == "comm"]
+    assert all(e["args"]["bytes"] > 0 for e in comm), "a collective without bytes"
+    kinds = {e["name"] for e in comm}
+    assert {"all_gather", "reduce_scatter"} <= kinds, kinds
+    assert all(e["pid"] == rank for e in spans)
+    print(f"rank {rank}: {len(spans)} spans, collectives {sorted(kinds)}")
+log = [json.loads(l) for l in open(f"{t}/log.jsonl")]
+for r in log:
+    assert r["tokens_per_s"] > 0 and r["comm_time_s"] >= r["exposed_comm_s"] >= 0, r
+PY
+echo "1 passed, 0 failed"
