@@ -42,6 +42,10 @@ typedef struct shardrt__comm_i {
                               shardrt_dtype dt, int root, shardrt__req **req);
   /* Completes a request (NULL: no-op) and frees it. */
   shardrt_status (*wait)(void *self, shardrt__req *req);
+  /* Optional: drives a request forward without blocking (MPI progresses
+   * non-blocking collectives only inside MPI calls); NULL when the backend
+   * progresses on its own (NCCL on its stream). */
+  shardrt_status (*progress)(void *self, shardrt__req *req);
   /* Host-side helpers for small control values (blocking, WORLD unless said). */
   shardrt_status (*allreduce_host_f64)(void *self, shardrt__group g, double *vals, int n); /* sum */
   shardrt_status (*allreduce_host_max_i64)(void *self, int64_t *vals, int n);

@@ -179,6 +179,13 @@ static shardrt_status mpi_wait(void *self, shardrt__req *req) {
   return SHARDRT_OK;
 }
 
+static shardrt_status mpi_progress(void *self, shardrt__req *req) {
+  int done = 0;
+  if (req && req->r != MPI_REQUEST_NULL && MPI_Test(&req->r, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    return shardrt__error(SHARDRT_ERR_COMM, "MPI_Test failed");
+  return SHARDRT_OK;
+}
+
 static shardrt_status mpi_allreduce_host_f64(void *self, shardrt__group g, double *vals, int n) {
   mpi_comm *m = self;
   MPICHECK(MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, m->comm[g]), "allreduce(host)");
@@ -236,6 +243,7 @@ static const shardrt__comm_i mpi_comm_i = {
     .all_reduce = mpi_all_reduce,
     .broadcast = mpi_broadcast,
     .wait = mpi_wait,
+    .progress = mpi_progress,
     .allreduce_host_f64 = mpi_allreduce_host_f64,
     .allreduce_host_max_i64 = mpi_allreduce_host_max_i64,
     .allgather_host = mpi_allgather_host,

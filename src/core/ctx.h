@@ -128,6 +128,7 @@ struct shardrt_ctx {
   int nallocs;
   int nvme_seq;
   shardrt__trace *trace;
+  double t_phase[2]; /* start of the current forward / backward compute span */
 };
 
 /* ---- buffers (src/core/buffer.c) ---- */

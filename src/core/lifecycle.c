@@ -42,7 +42,16 @@ static shardrt_status prefetch(shardrt_ctx *ctx, int pos) {
   return start_gather(ctx, n);
 }
 
-static double t_begin[2];
+/* Nudges every collective in flight (MPI moves data only inside MPI calls). */
+static shardrt_status progress_all(shardrt_ctx *ctx) {
+  if (!ctx->comm.i->progress) return SHARDRT_OK;
+  for (int i = 0; i < ctx->nunits; i++) {
+    shardrt__unit *u = &ctx->units[i];
+    if (u->gather_req) SHARDRT__CHECK(ctx->comm.i->progress(ctx->comm.self, u->gather_req));
+    if (u->reduce_req) SHARDRT__CHECK(ctx->comm.i->progress(ctx->comm.self, u->reduce_req));
+  }
+  return SHARDRT_OK;
+}
 
 shardrt_status shardrt_begin_micro_batch(shardrt_ctx *ctx, int index, int count) {
   if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_begin_micro_batch: ctx is NULL");
@@ -67,7 +76,8 @@ shardrt_status shardrt_begin_forward(shardrt_ctx *ctx, int unit) {
   SHARDRT__CHECK(ensure_gathered(ctx, u));
   u->phase = SHARDRT__FORWARD;
   if (ctx->plan.forward_prefetch) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos + 1));
-  t_begin[0] = shardrt__now();
+  SHARDRT__CHECK(progress_all(ctx));
+  ctx->t_phase[0] = shardrt__now();
   return SHARDRT_OK;
 }
 
@@ -77,8 +87,9 @@ shardrt_status shardrt_end_forward(shardrt_ctx *ctx, int unit) {
   if (u->phase != SHARDRT__FORWARD)
     return shardrt__error(SHARDRT_ERR_STATE, "shardrt_end_forward(%d '%s') without shardrt_begin_forward", unit,
                           u->name);
-  shardrt__trace_span(ctx->trace, "compute", u->name, t_begin[0], shardrt__now(), 0);
+  shardrt__trace_span(ctx->trace, "compute", u->name, ctx->t_phase[0], shardrt__now(), 0);
   u->phase = SHARDRT__IDLE;
+  SHARDRT__CHECK(progress_all(ctx));
   return u->strat->release(ctx, u, false);
 }
 
@@ -121,7 +132,8 @@ shardrt_status shardrt_begin_backward(shardrt_ctx *ctx, int unit) {
   if (ctx->plan.backward_prefetch == SHARDRT_PREFETCH_BACKWARD_PRE) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos - 1));
   SHARDRT__CHECK(setup_grad_view(ctx, u));
   u->phase = SHARDRT__BACKWARD;
-  t_begin[1] = shardrt__now();
+  SHARDRT__CHECK(progress_all(ctx));
+  ctx->t_phase[1] = shardrt__now();
   return SHARDRT_OK;
 }
 
@@ -141,7 +153,7 @@ shardrt_status shardrt_end_backward(shardrt_ctx *ctx, int unit) {
   if (u->phase != SHARDRT__BACKWARD)
     return shardrt__error(SHARDRT_ERR_STATE, "shardrt_end_backward(%d '%s') without shardrt_begin_backward", unit,
                           u->name);
-  shardrt__trace_span(ctx->trace, "compute", u->name, t_begin[1], shardrt__now(), 0);
+  shardrt__trace_span(ctx->trace, "compute", u->name, ctx->t_phase[1], shardrt__now(), 0);
   u->phase = SHARDRT__IDLE;
   /* One reduction in flight: the previous unit's overlapped this backward. */
   SHARDRT__CHECK(drain_reductions(ctx, u));
@@ -171,7 +183,7 @@ shardrt_status shardrt_end_backward(shardrt_ctx *ctx, int unit) {
   if (reduce_now) SHARDRT__CHECK(u->strat->reduce(ctx, u, &src));
   SHARDRT__CHECK(u->strat->release(ctx, u, true));
   if (p->backward_prefetch == SHARDRT_PREFETCH_BACKWARD_POST) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos - 1));
-  return SHARDRT_OK;
+  return progress_all(ctx);
 }
 
 shardrt_status shardrt__finish_all_reductions(shardrt_ctx *ctx) { return drain_reductions(ctx, NULL); }
