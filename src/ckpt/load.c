@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Loading: checkpoints (re-sharded to this context's layout) and pretrained
+ * safetensors weights (every rank maps the file, or rank 0 reads it and
+ * sends each rank only its part). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "src/ckpt/ckpt_internal.h"
+#include "src/ckpt/safetensors.h"
+#include "src/ckpt/source.h"
+#include "src/core/error.h"
+
+#define CONV_ELEMS (1u << 20)
+
+/* ---- checking a weights file against the registry ---- */
+
+static shardrt_status check_weights(shardrt_ctx *ctx, const shardrt__st_file *f, int *tensor_of /* [nparams] */) {
+  int np = shardrt_num_params(ctx);
+  char a[200], b[200];
+  for (int i = 0; i < np; i++) {
+    shardrt_param_info pi;
+    SHARDRT__CHECK(shardrt_param_info_get(ctx, i, &pi));
+    int t = shardrt__st_find(f, pi.name);
+    if (t < 0) return shardrt__error(SHARDRT_ERR_NOT_FOUND, "'%s' has no tensor '%s' (a parameter of the model)", f->path, pi.name);
+    const shardrt__st_tensor *tt = &f->t[t];
+    bool same = tt->ndim == pi.ndim;
+    for (int d = 0; same && d < pi.ndim; d++) same = tt->shape[d] == pi.shape[d];
+    if (!same) {
+      shardrt__ck_shape_str(tt->ndim, tt->shape, a, sizeof a);
+      shardrt__ck_shape_str(pi.ndim, pi.shape, b, sizeof b);
+      return shardrt__error(SHARDRT_ERR_MISMATCH, "'%s': tensor '%s' has shape %s, the model registers %s", f->path, pi.name, a, b);
+    }
+    tensor_of[i] = t;
+  }
+  if (f->n != np) {
+    for (int t = 0; t < f->n; t++) {
+      shardrt__error_clear();
+      int id;
+      if (shardrt_find_param(ctx, f->t[t].name, &id) != SHARDRT_OK)
+        return shardrt__error(SHARDRT_ERR_MISMATCH, "'%s' has tensor '%s', which is not a parameter of the model", f->path, f->t[t].name);
+    }
+  }
+  return SHARDRT_OK;
+}
+
+/* Every rank maps the file and copies out the ranges it owns. */
+static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path) {
+  shardrt__st_file f;
+  int np = shardrt_num_params(ctx);
+  int *tof = malloc(((size_t)np + 1) * sizeof *tof);
+  float *buf = malloc(CONV_ELEMS * sizeof(float));
+  shardrt_status rc = SHARDRT_OK;
+  bool opened = false;
+  if (!tof || !buf) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading '%s'", path);
+  if (rc == SHARDRT_OK) {
+    rc = shardrt__st_open(&f, path);
+    opened = rc == SHARDRT_OK;
+  }
+  if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, tof);
+  if (rc == SHARDRT_OK) rc = shardrt__st_map(&f);
+  for (int i = 0; i < np && rc == SHARDRT_OK; i++) {
+    shardrt_param_info pi;
+    shardrt_param_info_get(ctx, i, &pi);
+    int64_t b, e;
+    shardrt__state_range(ctx, pi.unit, &b, &e);
+    int64_t s = b > pi.offset ? b : pi.offset, t = e < pi.offset + pi.numel ? e : pi.offset + pi.numel;
+    if (t <= s) continue;
+    rc = shardrt__st_verify_mapped(&f, tof[i]);
+    const shardrt__st_tensor *tt = &f.t[tof[i]];
+    const unsigned char *src = f.map + f.data_start + tt->begin;
+    size_t es = shardrt_dtype_size(tt->dtype);
+    for (int64_t at = s; at < t && rc == SHARDRT_OK; at += CONV_ELEMS) {
+      int64_t n = t - at < CONV_ELEMS ? t - at : CONV_ELEMS;
+      shardrt_convert(buf, SHARDRT_F32, src + (size_t)(at - pi.offset) * es, tt->dtype, (size_t)n);
+      rc = shardrt__state_write(ctx, pi.unit, SHARDRT__ROLE_PARAM, at, n, buf);
+    }
+  }
+  if (opened) shardrt__st_close(&f);
+  free(tof);
+  free(buf);
+  return shardrt__ck_agree(ctx, rc);
+}
+
+typedef struct fill_ctx {
+  float *dst;
+  shardrt_dtype dt;
+} fill_ctx;
+
+static shardrt_status fill_chunk(uint64_t off, const void *data, size_t n, void *arg) {
+  fill_ctx *c = arg;
+  shardrt_convert(c->dst + off, SHARDRT_F32, data, c->dt, n);
+  return SHARDRT_OK;
+}
+
+/* Rank 0 reads unit by unit; the others receive only what they own. */
+static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path) {
+  bool root = shardrt_rank(ctx) == 0;
+  int np = shardrt_num_params(ctx), nu = shardrt_num_units(ctx);
+  shardrt__st_file f;
+  bool opened = false;
+  int *tof = NULL;
+  float *unit_buf = NULL;
+  void *scratch = NULL;
+  shardrt_status rc = SHARDRT_OK;
+  if (root) {
+    int64_t max_numel = 0;
+    for (int u = 0; u < nu; u++) {
+      shardrt_unit_info ui;
+      if (shardrt_unit_info_get(ctx, u, &ui) == SHARDRT_OK && ui.numel > max_numel) max_numel = ui.numel;
+    }
+    tof = malloc(((size_t)np + 1) * sizeof *tof);
+    unit_buf = malloc((size_t)(max_numel ? max_numel : 1) * sizeof(float));
+    scratch = malloc(CONV_ELEMS * sizeof(float));
+    if (!tof || !unit_buf || !scratch) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading '%s' on rank 0 (one unit: %lld elements)", path, (long long)max_numel);
+    if (rc == SHARDRT_OK) {
+      rc = shardrt__st_open(&f, path);
+      opened = rc == SHARDRT_OK;
+    }
+    if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, tof);
+  }
+  SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
+  for (int u = 0; u < nu; u++) {
+    if (root) {
+      shardrt_unit_info ui;
+      shardrt_unit_info_get(ctx, u, &ui);
+      memset(unit_buf, 0, (size_t)ui.numel * sizeof(float));
+      for (int i = 0; i < np && rc == SHARDRT_OK; i++) {
+        shardrt_param_info pi;
+        shardrt_param_info_get(ctx, i, &pi);
+        if (pi.unit != u) continue;
+        fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = f.t[tof[i]].dtype};
+        rc = shardrt__st_stream(&f, tof[i], scratch, CONV_ELEMS * sizeof(float) / 2, fill_chunk, &fc);
+      }
+    }
+    SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
+    SHARDRT__CHECK_GOTO(shardrt__unit_scatter_from_root(ctx, u, 0, root ? unit_buf : NULL), rc, out);
+  }
+out:
+  if (opened) shardrt__st_close(&f);
+  free(tof);
+  free(unit_buf);
+  free(scratch);
+  return rc;
+}
+
+static shardrt_status load_weights_impl(shardrt_ctx *ctx, const char *path) {
+  const shardrt_plan *p = shardrt_get_plan(ctx);
+  bool from_root = p->cpu_ram_efficient_loading && shardrt_world_size(ctx) > 1;
+  SHARDRT__CHECK(from_root ? load_from_root(ctx, path) : load_mapped(ctx, path));
+  return shardrt__state_refresh(ctx);
+}
+
+shardrt_status shardrt_load_weights(shardrt_ctx *ctx, const char *path) {
+  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_weights: ctx is NULL");
+  if (!path || !*path) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_weights: path is NULL or empty");
+  return load_weights_impl(ctx, path);
+}
+
+/* ---- checkpoints ---- */
+
+typedef struct dest {
+  int unit;        /* new unit */
+  int64_t begin;   /* new unit coordinate of the need's first element */
+} dest;
+
+typedef struct sink_ctx {
+  shardrt_ctx *ctx;
+  shardrt__role role;
+  const dest *dests;
+  float *buf;
+} sink_ctx;
+
+static shardrt_status sink_state(const shardrt__ck_need *need, int64_t off, const void *data, shardrt_dtype dt, size_t n,
+                                 void *arg) {
+  sink_ctx *c = arg;
+  const dest *d = &c->dests[need->tag];
+  size_t es = shardrt_dtype_size(dt);
+  for (size_t at = 0; at < n; at += CONV_ELEMS) {
+    size_t k = n - at < CONV_ELEMS ? n - at : CONV_ELEMS;
+    shardrt_convert(c->buf, SHARDRT_F32, (const char *)data + at * es, dt, k);
+    SHARDRT__CHECK(shardrt__state_write(c->ctx, d->unit, c->role, d->begin + off + (int64_t)at, (int64_t)k, c->buf));
+  }
+  return SHARDRT_OK;
+}
+
+static int by_unit_begin(const void *a, const void *b) {
+  const int64_t *x = a, *y = b; /* {old unit, begin, end, tag} */
+  if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+  return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* Reads role r for this rank's owned ranges, mapping each parameter from its
+ * place in the old layout to its place in ours. */
+static shardrt_status load_role(shardrt_ctx *ctx, shardrt__ck_src *s, const int *old_of, shardrt__role r) {
+  int np = shardrt_num_params(ctx);
+  int64_t (*rows)[4] = malloc(((size_t)np + 1) * sizeof *rows);
+  dest *dests = malloc(((size_t)np + 1) * sizeof *dests);
+  shardrt__ck_need *needs = malloc(((size_t)np + 1) * sizeof *needs);
+  float *buf = malloc(CONV_ELEMS * sizeof(float));
+  shardrt_status rc = SHARDRT_OK;
+  if (!rows || !dests || !needs || !buf) {
+    rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading checkpoint '%s'", s->dir);
+    goto out;
+  }
+  int n = 0;
+  for (int i = 0; i < np; i++) {
+    shardrt_param_info pi;
+    shardrt_param_info_get(ctx, i, &pi);
+    int64_t b, e;
+    shardrt__state_range(ctx, pi.unit, &b, &e);
+    int64_t lo = b > pi.offset ? b : pi.offset, hi = e < pi.offset + pi.numel ? e : pi.offset + pi.numel;
+    if (hi <= lo) continue;
+    const shardrt__ck_param *op = &s->meta.params[old_of[i]];
+    dests[n] = (dest){.unit = pi.unit, .begin = lo};
+    rows[n][0] = op->unit;
+    rows[n][1] = op->offset + (lo - pi.offset);
+    rows[n][2] = op->offset + (hi - pi.offset);
+    rows[n][3] = n;
+    n++;
+  }
+  qsort(rows, (size_t)n, sizeof *rows, by_unit_begin);
+  sink_ctx sc = {.ctx = ctx, .role = r, .dests = dests, .buf = buf};
+  for (int a = 0; a < n && rc == SHARDRT_OK;) {
+    int z = a, ou = (int)rows[a][0];
+    int k = 0;
+    for (; z < n && rows[z][0] == ou; z++, k++)
+      needs[k] = (shardrt__ck_need){.begin = rows[z][1], .end = rows[z][2], .tag = rows[z][3]};
+    rc = shardrt__src_stream_unit(s, ou, r, needs, k, sink_state, &sc);
+    a = z;
+  }
+out:
+  free(rows);
+  free(dests);
+  free(needs);
+  free(buf);
+  return rc;
+}
+
+/* Every parameter of the model in the checkpoint with its shape, nothing else. */
+static shardrt_status match_params(shardrt_ctx *ctx, const shardrt__ck_src *s, int *old_of) {
+  int np = shardrt_num_params(ctx);
+  char a[200], b[200];
+  for (int i = 0; i < np; i++) {
+    shardrt_param_info pi;
+    SHARDRT__CHECK(shardrt_param_info_get(ctx, i, &pi));
+    int k = shardrt__src_find_param(s, pi.name);
+    if (k < 0) return shardrt__error(SHARDRT_ERR_NOT_FOUND, "checkpoint '%s' has no parameter '%s'", s->dir, pi.name);
+    const shardrt__ck_param *op = &s->meta.params[k];
+    bool same = op->ndim == pi.ndim;
+    for (int d = 0; same && d < pi.ndim; d++) same = op->shape[d] == pi.shape[d];
+    if (!same) {
+      shardrt__ck_shape_str(op->ndim, op->shape, a, sizeof a);
+      shardrt__ck_shape_str(pi.ndim, pi.shape, b, sizeof b);
+      return shardrt__error(SHARDRT_ERR_MISMATCH, "checkpoint '%s': parameter '%s' has shape %s, the model registers %s", s->dir,
+                            pi.name, a, b);
+    }
+    old_of[i] = k;
+  }
+  if (s->meta.nparams != np)
+    for (int k = 0; k < s->meta.nparams; k++) {
+      int id;
+      if (shardrt_find_param(ctx, s->meta.params[k].name, &id) != SHARDRT_OK)
+        return shardrt__error(SHARDRT_ERR_MISMATCH, "checkpoint '%s' has parameter '%s', which the model does not register", s->dir,
+                              s->meta.params[k].name);
+    }
+  for (int r = SHARDRT__ROLE_EXP_AVG; r < SHARDRT__ROLE_COUNT_; r++) {
+    bool want = shardrt__state_has(ctx, (shardrt__role)r), have = s->meta.in_shards[r];
+    if (want != have)
+      return shardrt__error(SHARDRT_ERR_MISMATCH, "checkpoint '%s' %s optimizer state '%s' but the model's optimizer %s (saved with another optimizer?)",
+                            s->dir, have ? "has" : "lacks", shardrt__role_name((shardrt__role)r), want ? "needs it" : "has none");
+  }
+  return SHARDRT_OK;
+}
+
+static shardrt_status resolve_dir(shardrt_ctx *ctx, const char *path, char *dir, size_t len) {
+  shardrt_status rc = SHARDRT_OK;
+  memset(dir, 0, len);
+  if (shardrt_rank(ctx) == 0) {
+    char meta[4200];
+    struct stat st;
+    snprintf(meta, sizeof meta, "%s/%s", path, SHARDRT__CK_META_FILE);
+    if (stat(meta, &st) == 0) snprintf(dir, len, "%s", path);
+    else rc = shardrt_latest_checkpoint(path, dir, len);
+    if (rc == SHARDRT_ERR_NOT_FOUND)
+      rc = shardrt__error(rc, "'%s' is neither a complete checkpoint (no %s) nor a directory holding complete step_<N> checkpoints",
+                          path, SHARDRT__CK_META_FILE);
+  }
+  SHARDRT__CHECK(shardrt__ck_agree(ctx, rc));
+  return shardrt__ck_bcast_str(ctx, dir, len);
+}
+
+shardrt_status shardrt_load_checkpoint(shardrt_ctx *ctx, const char *path, void *user_buf, size_t cap, size_t *user_len) {
+  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_checkpoint: ctx is NULL");
+  if (!path || !*path || strlen(path) > 3900)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_checkpoint: path is NULL, empty or longer than 3900 bytes");
+  char dir[4096];
+  SHARDRT__CHECK(resolve_dir(ctx, path, dir, sizeof dir));
+  shardrt__ck_src s;
+  int np = shardrt_num_params(ctx);
+  int *old_of = malloc(((size_t)np + 1) * sizeof *old_of);
+  shardrt_status rc = old_of ? shardrt__src_open(&s, dir) : shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading '%s'", dir);
+  bool opened = rc == SHARDRT_OK;
+  if (rc == SHARDRT_OK) rc = match_params(ctx, &s, old_of);
+  for (int r = 0; r < SHARDRT__ROLE_COUNT_ && rc == SHARDRT_OK; r++)
+    if (s.meta.in_shards[r] && (r == SHARDRT__ROLE_PARAM || shardrt__state_has(ctx, (shardrt__role)r)))
+      rc = load_role(ctx, &s, old_of, (shardrt__role)r);
+  bool params_from_model = opened && !s.meta.in_shards[SHARDRT__ROLE_PARAM];
+  char model[4200] = {0};
+  if (rc == SHARDRT_OK) {
+    shardrt__train_state_set(ctx, &s.meta.ts);
+    if (user_buf && cap) memcpy(user_buf, s.meta.user, s.meta.user_len < cap ? s.meta.user_len : cap);
+    if (user_len) *user_len = s.meta.user_len;
+    if (params_from_model) snprintf(model, sizeof model, "%s/%s", dir, s.meta.model_file);
+  }
+  if (opened) shardrt__src_close(&s);
+  free(old_of);
+  rc = shardrt__ck_agree(ctx, rc);
+  if (rc != SHARDRT_OK) return shardrt__error_wrap(rc, "loading checkpoint '%s'", dir);
+  rc = params_from_model ? load_weights_impl(ctx, model) : shardrt__state_refresh(ctx);
+  if (rc != SHARDRT_OK) return shardrt__error_wrap(rc, "loading checkpoint '%s'", dir);
+  return SHARDRT_OK;
+}

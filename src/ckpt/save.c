@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Saving: full weights streamed through rank 0, and sharded checkpoints in
+ * which every rank writes only what it owns. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/ckpt/ckpt_internal.h"
+#include "src/ckpt/durable.h"
+#include "src/ckpt/safetensors.h"
+#include "src/comm/comm.h"
+#include "src/core/error.h"
+
+#define CONV_ELEMS (1u << 20)
+
+void shardrt_ckpt_opts_default(shardrt_ckpt_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->format = SHARDRT_CKPT_FROM_PLAN;
+  o->full_dtype = -1;
+}
+
+/* Parameter ids in file order: by unit, then by offset inside the unit. */
+static int *param_order(shardrt_ctx *ctx) {
+  int n = shardrt_num_params(ctx);
+  int *ord = malloc(((size_t)n + 1) * sizeof *ord);
+  if (!ord) return NULL;
+  int k = 0;
+  for (int u = 0; u < shardrt_num_units(ctx); u++) {
+    int start = k;
+    for (int i = 0; i < n; i++) {
+      shardrt_param_info pi;
+      if (shardrt_param_info_get(ctx, i, &pi) == SHARDRT_OK && pi.unit == u) ord[k++] = i;
+    }
+    for (int a = start + 1; a < k; a++) /* insertion sort by offset: units hold few params */
+      for (int b = a; b > start; b--) {
+        shardrt_param_info x, y;
+        shardrt_param_info_get(ctx, ord[b - 1], &x);
+        shardrt_param_info_get(ctx, ord[b], &y);
+        if (x.offset <= y.offset) break;
+        int t = ord[b];
+        ord[b] = ord[b - 1];
+        ord[b - 1] = t;
+      }
+  }
+  return ord;
+}
+
+shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, uint64_t *bytes) {
+  bool root = shardrt_rank(ctx) == 0;
+  int np = shardrt_num_params(ctx), nu = shardrt_num_units(ctx);
+  shardrt__st_writer w = {0};
+  float *unit_buf = NULL;
+  void *conv = NULL;
+  int *ord = NULL;
+  shardrt__st_tensor *tens = NULL;
+  shardrt_status rc = SHARDRT_OK;
+  if (root) {
+    int64_t max_numel = 0;
+    for (int u = 0; u < nu; u++) {
+      shardrt_unit_info ui;
+      if (shardrt_unit_info_get(ctx, u, &ui) == SHARDRT_OK && ui.numel > max_numel) max_numel = ui.numel;
+    }
+    ord = param_order(ctx);
+    tens = calloc((size_t)np + 1, sizeof *tens);
+    unit_buf = malloc((size_t)(max_numel ? max_numel : 1) * sizeof(float));
+    conv = malloc(CONV_ELEMS * sizeof(float));
+    if (!ord || !tens || !unit_buf || !conv) {
+      rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "saving '%s': rank 0 needs one unit (%lld elements) of host memory",
+                          path, (long long)max_numel);
+    } else {
+      for (int k = 0; k < np; k++) {
+        shardrt_param_info pi;
+        shardrt_param_info_get(ctx, ord[k], &pi);
+        tens[k] = (shardrt__st_tensor){.name = (char *)pi.name, .dtype = dtype, .ndim = pi.ndim};
+        memcpy(tens[k].shape, pi.shape, sizeof pi.shape);
+      }
+      const char *meta[] = {"format", "pt", "shardrt.dtype", shardrt_dtype_name(dtype)};
+      rc = shardrt__stw_begin(&w, path, tens, np, meta, 2);
+    }
+  }
+  rc = shardrt__ck_agree(ctx, rc);
+  if (rc != SHARDRT_OK) goto out;
+
+  /* Rank 0 keeps gathering after a write error so no rank is left waiting
+   * in a collective; the error is reported once every unit is through. */
+  shardrt_status wrc = SHARDRT_OK;
+  int k = 0;
+  for (int u = 0; u < nu; u++) {
+    rc = shardrt__unit_gather_to_root(ctx, u, 0, root ? unit_buf : NULL);
+    if (rc != SHARDRT_OK) {
+      rc = shardrt__ck_agree(ctx, rc);
+      goto out;
+    }
+    if (!root) continue;
+    for (; k < np; k++) {
+      shardrt_param_info pi;
+      shardrt_param_info_get(ctx, ord[k], &pi);
+      if (pi.unit != u) break;
+      for (int64_t at = 0; at < pi.numel && wrc == SHARDRT_OK; at += CONV_ELEMS) {
+        size_t n = (size_t)(pi.numel - at < CONV_ELEMS ? pi.numel - at : CONV_ELEMS);
+        shardrt_convert(conv, dtype, unit_buf + pi.offset + at, SHARDRT_F32, n);
+        wrc = shardrt__stw_write(&w, conv, n * shardrt_dtype_size(dtype));
+      }
+    }
+  }
+  if (root) {
+    if (bytes) *bytes = w.data_start + w.data_bytes;
+    if (wrc == SHARDRT_OK) wrc = shardrt__stw_finish(&w);
+  }
+  rc = shardrt__ck_agree(ctx, wrc);
+out:
+  shardrt__stw_abort(&w);
+  free(unit_buf);
+  free(conv);
+  free(ord);
+  free(tens);
+  return rc;
+}
+
+shardrt_status shardrt_save_weights(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype) {
+  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights: ctx is NULL");
+  if (!path || !*path) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights: path is NULL or empty");
+  if ((unsigned)dtype > SHARDRT_F16)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights: dtype %d is not fp32, bf16 or fp16", (int)dtype);
+  shardrt__crash_arm();
+  return shardrt__ck_save_full(ctx, path, dtype, NULL);
+}
+
+/* Splits every unit into pieces, one per writing rank. Ranks owning the same
+ * range (replicas: NO_SHARD, hybrid) each write an equal slice of it, so a
+ * replicated model is saved by all ranks in parallel, once. */
+static shardrt_status make_pieces(shardrt__ck_meta *m, const int64_t *ranges /* [world][nunits][2] */) {
+  int world = m->world_size;
+  for (int u = 0; u < m->nunits; u++) {
+    shardrt__ck_unit *un = &m->units[u];
+    un->pieces = calloc((size_t)world + 1, sizeof *un->pieces);
+    if (!un->pieces) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "checkpoint: pieces of unit %d", u);
+    un->npieces = 0;
+    for (int r = 0; r < world; r++) {
+      int64_t b = ranges[((size_t)r * m->nunits + u) * 2], e = ranges[((size_t)r * m->nunits + u) * 2 + 1];
+      if (e <= b) continue;
+      int j = 0, k = 0; /* this rank's index among the owners of [b, e), and their count */
+      for (int q = 0; q < world; q++) {
+        int64_t qb = ranges[((size_t)q * m->nunits + u) * 2], qe = ranges[((size_t)q * m->nunits + u) * 2 + 1];
+        if (qb == b && qe == e) {
+          if (q < r) j++;
+          k++;
+        }
+      }
+      int64_t len = e - b;
+      int64_t pb = b + len * j / k, pe = b + len * (j + 1) / k;
+      if (pe > pb) un->pieces[un->npieces++] = (shardrt__ck_piece){.file = r, .begin = pb, .end = pe};
+    }
+    /* Sort by begin and check that the owners' ranges tile the unit. */
+    for (int a = 1; a < un->npieces; a++)
+      for (int b = a; b > 0 && un->pieces[b - 1].begin > un->pieces[b].begin; b--) {
+        shardrt__ck_piece t = un->pieces[b];
+        un->pieces[b] = un->pieces[b - 1];
+        un->pieces[b - 1] = t;
+      }
+    int64_t at = 0;
+    for (int a = 0; a < un->npieces; a++) {
+      if (un->pieces[a].begin != at)
+        return shardrt__error(SHARDRT_ERR_INTERNAL, "checkpoint: owned ranges of unit '%s' do not tile it (gap or overlap at %lld)",
+                              un->name, (long long)at);
+      at = un->pieces[a].end;
+    }
+    if (at != un->numel)
+      return shardrt__error(SHARDRT_ERR_INTERNAL, "checkpoint: owned ranges of unit '%s' cover %lld of %lld elements", un->name,
+                            (long long)at, (long long)un->numel);
+  }
+  return SHARDRT_OK;
+}
+
+static shardrt_status write_rank_file(shardrt_ctx *ctx, const shardrt__ck_meta *m, const char *path, uint64_t *bytes) {
+  int rank = shardrt_rank(ctx);
+  int n = 0;
+  for (int u = 0; u < m->nunits; u++)
+    for (int k = 0; k < m->units[u].npieces; k++)
+      if (m->units[u].pieces[k].file == rank)
+        for (int r = 0; r < SHARDRT__ROLE_COUNT_; r++) n += m->in_shards[r];
+  shardrt__st_tensor *tens = calloc((size_t)n + 1, sizeof *tens);
+  char (*names)[48] = calloc((size_t)n + 1, sizeof *names);
+  float *buf = malloc(CONV_ELEMS * sizeof(float));
+  void *conv = malloc(CONV_ELEMS * sizeof(float));
+  shardrt__st_writer w = {0};
+  shardrt_status rc = SHARDRT_OK;
+  if (!tens || !names || !buf || !conv) {
+    rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "checkpoint: writing '%s'", path);
+    goto out;
+  }
+  int t = 0;
+  for (int u = 0; u < m->nunits; u++)
+    for (int k = 0; k < m->units[u].npieces; k++) {
+      const shardrt__ck_piece *pc = &m->units[u].pieces[k];
+      if (pc->file != rank) continue;
+      for (int r = 0; r < SHARDRT__ROLE_COUNT_; r++) {
+        if (!m->in_shards[r]) continue;
+        shardrt__ck_piece_tensor(u, (shardrt__role)r, names[t], sizeof names[t]);
+        tens[t] = (shardrt__st_tensor){.name = names[t], .dtype = m->role_dtype[r], .ndim = 1, .shape = {pc->end - pc->begin}};
+        t++;
+      }
+    }
+  const char *meta[] = {"format", "shardrt-shard"};
+  SHARDRT__CHECK_GOTO(shardrt__stw_begin(&w, path, tens, n, meta, 1), rc, out);
+  for (int u = 0; u < m->nunits; u++)
+    for (int k = 0; k < m->units[u].npieces; k++) {
+      const shardrt__ck_piece *pc = &m->units[u].pieces[k];
+      if (pc->file != rank) continue;
+      for (int r = 0; r < SHARDRT__ROLE_COUNT_; r++) {
+        if (!m->in_shards[r]) continue;
+        for (int64_t at = pc->begin; at < pc->end; at += CONV_ELEMS) {
+          int64_t cnt = pc->end - at < CONV_ELEMS ? pc->end - at : CONV_ELEMS;
+          SHARDRT__CHECK_GOTO(shardrt__state_read(ctx, u, (shardrt__role)r, at, cnt, buf), rc, fail);
+          void *out = buf; /* fp32 roles go out as read; 16-bit ones are narrowed (exactly) */
+          if (m->role_dtype[r] != SHARDRT_F32) {
+            shardrt_convert(conv, m->role_dtype[r], buf, SHARDRT_F32, (size_t)cnt);
+            out = conv;
+          }
+          SHARDRT__CHECK_GOTO(shardrt__stw_write(&w, out, (size_t)cnt * shardrt_dtype_size(m->role_dtype[r])), rc, fail);
+        }
+      }
+    }
+  *bytes = w.data_start + w.data_bytes;
+  rc = shardrt__stw_finish(&w);
+  goto out;
+fail:
+  shardrt__stw_abort(&w);
+out:
+  free(tens);
+  free(names);
+  free(buf);
+  free(conv);
+  return rc;
+}
+
+static shardrt_dtype default_full_dtype(shardrt_ctx *ctx) {
+  const shardrt_plan *p = shardrt_get_plan(ctx);
+  if (p->save_16bit_model && p->compute_dtype != SHARDRT_F32) return p->compute_dtype;
+  return shardrt__state_dtype(ctx, SHARDRT__ROLE_PARAM);
+}
+
+shardrt_status shardrt_save_checkpoint(shardrt_ctx *ctx, const char *dir, const shardrt_ckpt_opts *opts) {
+  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_checkpoint: ctx is NULL");
+  if (!dir || !*dir) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_checkpoint: dir is NULL or empty");
+  if (strlen(dir) > 3900) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_checkpoint: dir longer than 3900 bytes");
+  shardrt_ckpt_opts o;
+  shardrt_ckpt_opts_default(&o);
+  if (opts) {
+    if (opts->struct_size != sizeof o)
+      return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_checkpoint: opts.struct_size is %u, expected %zu (call shardrt_ckpt_opts_default)",
+                            opts->struct_size, sizeof o);
+    o = *opts;
+  }
+  if ((unsigned)o.format > SHARDRT_CKPT_FULL || o.full_dtype < -1 || o.full_dtype > SHARDRT_F16 || (o.user_len && !o.user_blob))
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT,
+                          "shardrt_save_checkpoint: format %d (0..2), full_dtype %d (-1..2) or user blob (%zu bytes at NULL) invalid",
+                          (int)o.format, o.full_dtype, o.user_len);
+  bool full = o.format == SHARDRT_CKPT_FULL ||
+              (o.format == SHARDRT_CKPT_FROM_PLAN && shardrt_get_plan(ctx)->state_dict_type == SHARDRT_FULL_STATE_DICT);
+  int rank = shardrt_rank(ctx), world = shardrt_world_size(ctx), nu = shardrt_num_units(ctx);
+  shardrt__comm *c = shardrt__ctx_comm(ctx);
+  shardrt__crash_arm();
+
+  shardrt__ck_meta m;
+  char *plan_json = NULL;
+  int64_t *ranges = NULL;
+  uint64_t *sizes = NULL;
+  char path[4096];
+  shardrt_status rc = shardrt__ck_describe(ctx, &m, &plan_json);
+  if (rc == SHARDRT_OK) rc = shardrt__mkdir_p(dir);
+  if (rc == SHARDRT_OK && rank == 0) {
+    /* Un-complete an older checkpoint in the same place before touching its files. */
+    snprintf(path, sizeof path, "%s/%s", dir, SHARDRT__CK_META_FILE);
+    rc = shardrt__unlink_durable(path);
+  }
+  ranges = calloc((size_t)world * (size_t)nu * 2 + 2, sizeof *ranges);
+  sizes = calloc((size_t)world + 1, sizeof *sizes);
+  m.files = calloc((size_t)world + 1, sizeof *m.files);
+  if (rc == SHARDRT_OK && (!ranges || !sizes || !m.files))
+    rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "checkpoint: %d ranks x %d units", world, nu);
+  SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
+
+  int64_t *mine = malloc((size_t)nu * 2 * sizeof *mine + 16);
+  if (!mine) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "checkpoint: ranges");
+  SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
+  for (int u = 0; u < nu; u++) shardrt__state_range(ctx, u, &mine[2 * u], &mine[2 * u + 1]);
+  rc = c->i->allgather_host(c->self, mine, ranges, (size_t)nu * 2 * sizeof *mine);
+  free(mine);
+  if (rc != SHARDRT_OK) goto out;
+  SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, make_pieces(&m, ranges)), rc, out);
+
+  for (int r = 0; r < SHARDRT__ROLE_COUNT_; r++) {
+    m.in_shards[r] = r == SHARDRT__ROLE_PARAM || shardrt__state_has(ctx, (shardrt__role)r);
+    m.role_dtype[r] = shardrt__state_dtype(ctx, (shardrt__role)r);
+  }
+  if (full) {
+    m.model_dtype = o.full_dtype < 0 ? default_full_dtype(ctx) : (shardrt_dtype)o.full_dtype;
+    snprintf(m.model_file, sizeof m.model_file, "%s", SHARDRT__CK_MODEL_FILE);
+    snprintf(path, sizeof path, "%s/%s", dir, SHARDRT__CK_MODEL_FILE);
+    SHARDRT__CHECK_GOTO(shardrt__ck_save_full(ctx, path, m.model_dtype, &m.model_bytes), rc, out);
+    /* The rank files keep the exact parameters only when the model file cannot. */
+    m.in_shards[SHARDRT__ROLE_PARAM] =
+        !(m.model_dtype == SHARDRT_F32 || m.model_dtype == m.role_dtype[SHARDRT__ROLE_PARAM]);
+  } else {
+    m.model_dtype = SHARDRT_F32;
+  }
+
+  m.nfiles = world;
+  for (int r = 0; r < world; r++) shardrt__ck_rank_file(r, m.files[r].name, sizeof m.files[r].name);
+  snprintf(path, sizeof path, "%s/%s", dir, m.files[rank].name);
+  uint64_t mybytes = 0;
+  rc = write_rank_file(ctx, &m, path, &mybytes);
+  SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
+  SHARDRT__CHECK_GOTO(c->i->allgather_host(c->self, &mybytes, sizes, sizeof mybytes), rc, out);
+  for (int r = 0; r < world; r++) m.files[r].bytes = sizes[r];
+
+  /* Every rank file is durable (the agree above is the barrier); now commit. */
+  if (rank == 0) {
+    m.user = (unsigned char *)o.user_blob;
+    m.user_len = o.user_len;
+    rc = shardrt__meta_write(&m, dir);
+    m.user = NULL;
+  }
+  rc = shardrt__ck_agree(ctx, rc);
+out:
+  shardrt__ck_describe_free(&m, plan_json);
+  free(ranges);
+  free(sizes);
+  return rc;
+}
+
+/* ROOT/step_<N>: the naming shardrt_latest_checkpoint looks for. */
+shardrt_status shardrt_ckpt_maybe_save(shardrt_ctx *ctx, const char *root, int64_t step, int64_t every,
+                                       const void *user_blob, size_t user_len, bool *saved) {
+  if (saved) *saved = false;
+  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_ckpt_maybe_save: ctx is NULL");
+  if (every < 0 || step < 0)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_ckpt_maybe_save: step %lld and every %lld must be >= 0",
+                          (long long)step, (long long)every);
+  if (every == 0 || step % every != 0) return SHARDRT_OK;
+  if (!root || !*root) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_ckpt_maybe_save: root is NULL or empty");
+  char dir[4096];
+  if ((size_t)snprintf(dir, sizeof dir, "%s/step_%lld", root, (long long)step) >= sizeof dir)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_ckpt_maybe_save: root path too long");
+  shardrt_ckpt_opts o;
+  shardrt_ckpt_opts_default(&o);
+  o.user_blob = user_blob;
+  o.user_len = user_len;
+  SHARDRT__CHECK(shardrt_save_checkpoint(ctx, dir, &o));
+  if (saved) *saved = true;
+  return SHARDRT_OK;
+}
