@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "trainer.h"
 
+#include <inttypes.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,4 +238,45 @@ shardrt_status ex_write_weights(shardrt_ctx *ctx, const char *path) {
   }
   if (f && fclose(f) != 0) rc = SHARDRT_ERR_IO;
   return rc;
+}
+
+/* The program state a checkpoint carries: the data order is a pure function
+ * of (seed, step), so the step is the data position and the seed the RNG. */
+typedef struct ex_blob {
+  char magic[8];
+  uint64_t seed;
+  int64_t step;
+} ex_blob;
+
+shardrt_status ex_ckpt_begin(shardrt_ctx *ctx, const ex_opts *o, int *first_step) {
+  *first_step = 1;
+  if (o->load_weights) {
+    shardrt_status rc = shardrt_load_weights(ctx, o->load_weights);
+    if (rc) return rc;
+  }
+  if (!o->resume_dir) return SHARDRT_OK;
+  ex_blob b;
+  size_t len = 0;
+  shardrt_status rc = shardrt_load_checkpoint(ctx, o->resume_dir, &b, sizeof b, &len);
+  if (rc) return rc;
+  if (len != sizeof b || memcmp(b.magic, "shardrtX", 8) != 0) {
+    fprintf(stderr, "error: --resume %s: the checkpoint was not written by this trainer (no data position in it)\n",
+            o->resume_dir);
+    return SHARDRT_ERR_CORRUPT;
+  }
+  if (b.seed != o->seed) {
+    fprintf(stderr, "error: --resume %s: the checkpoint was trained with --seed %" PRIu64 ", not %" PRIu64 "\n",
+            o->resume_dir, b.seed, o->seed);
+    return SHARDRT_ERR_INVALID_ARGUMENT;
+  }
+  *first_step = (int)b.step + 1;
+  if (shardrt_rank(ctx) == 0 && !o->quiet) printf("resumed from %s after step %" PRId64 "\n", o->resume_dir, b.step);
+  return SHARDRT_OK;
+}
+
+shardrt_status ex_ckpt_after_step(shardrt_ctx *ctx, const ex_opts *o, int step) {
+  if (!o->save_dir || o->save_every <= 0) return SHARDRT_OK;
+  ex_blob b = {.seed = o->seed, .step = step};
+  memcpy(b.magic, "shardrtX", 8);
+  return shardrt_ckpt_maybe_save(ctx, o->save_dir, step, o->save_every, &b, sizeof b, NULL);
 }

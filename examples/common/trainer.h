@@ -70,6 +70,15 @@ void ex_log_step(FILE *f, shardrt_ctx *ctx, const ex_step_record *r);
 /* The human progress line. */
 void ex_progress(shardrt_ctx *ctx, const ex_step_record *r);
 
+/* Checkpoint flags. After the weights are initialised: --load_weights FILE
+ * loads a safetensors file; --resume DIR loads the newest complete
+ * checkpoint in DIR (weights, optimizer state, step, loss scale, and the
+ * data position kept in the checkpoint's user blob). *first_step is the
+ * step to train next (1 without --resume). Collective. */
+shardrt_status ex_ckpt_begin(shardrt_ctx *ctx, const ex_opts *o, int *first_step);
+/* After step `step`: --save_dir DIR --save_every N saves DIR/step_<step>. */
+shardrt_status ex_ckpt_after_step(shardrt_ctx *ctx, const ex_opts *o, int step);
+
 /* Writes every parameter (registration order) as raw little-endian fp32 to
  * path on rank 0; collective. */
 shardrt_status ex_write_weights(shardrt_ctx *ctx, const char *path);

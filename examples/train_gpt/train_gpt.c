@@ -113,10 +113,8 @@ static int resolve_config(const gpt_flags *fl, gpt_config *cfg) {
 }
 
 static int check_options(const ex_opts *o, const gpt_flags *fl, shardrt_plan *plan) {
-  const char *unsupported = o->save_dir ? "--save_dir" : o->resume_dir ? "--resume" : o->load_weights ? "--load_weights" : NULL;
-  if (unsupported) {
-    fprintf(stderr, "%s: error: %s is not supported by train_gpt (checkpointing is train_mlp's; use --weights_out)\n",
-            prog, unsupported);
+  if ((o->save_dir != NULL) != (o->save_every > 0)) {
+    fprintf(stderr, "%s: error: --save_dir and --save_every N (N >= 1) go together\n", prog);
     return 2;
   }
   if (fl->param_dtype && !shardrt_dtype_parse(fl->param_dtype, &plan->load_dtype)) {
@@ -199,6 +197,8 @@ int main(int argc, char **argv) {
   if (rc == SHARDRT_OK) rc = shardrt_finalize(ctx);
   if (rc == SHARDRT_OK) rc = gpt_run_init(&run, ctx, &reg, rt_pid, rows, T);
   if (rc == SHARDRT_OK) rc = gpt_run_set_weights(&run, o.seed, pl->sync_module_states);
+  int first_step = 1;
+  if (rc == SHARDRT_OK) rc = ex_ckpt_begin(ctx, &o, &first_step);
   if (rc == SHARDRT_OK && o.trace_path) rc = shardrt_trace_start(ctx, o.trace_path);
   if (rc) {
     code = gpt_run_fail(&run, prog, "setup", rc);
@@ -216,7 +216,7 @@ int main(int argc, char **argv) {
            shardrt_strategy_name(pl->strategy), shardrt_num_units(ctx), A, rows, fl.data, (long long)data.n);
 
   const double global_tokens = (double)o.global_batch * T;
-  for (int step = 1; step <= o.steps && code == 0; step++) {
+  for (int step = first_step; step <= o.steps && code == 0; step++) {
     double t0 = shardrt_now();
     shardrt_comm_stats_reset(ctx);
     double loss_sum = 0;
@@ -243,6 +243,7 @@ int main(int argc, char **argv) {
                           .grad_norm = info.grad_norm, .loss_scale = info.loss_scale, .skipped = info.skipped};
     ex_log_step(log, ctx, &rec);
     if (!o.quiet) ex_progress(ctx, &rec);
+    if ((rc = ex_ckpt_after_step(ctx, &o, step))) code = ex_fail(prog, "checkpoint", rc);
     if (!isfinite(rec.loss)) {
       if (rank == 0) fprintf(stderr, "%s: error: loss is %g at step %d (diverged; lower --lr)\n", prog, rec.loss, step);
       code = 1;
