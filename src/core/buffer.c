@@ -117,15 +117,18 @@ static shardrt_status stage(shardrt_ctx *ctx, const shardrt__buf *src, int64_t s
   return rc;
 }
 
-shardrt_status shardrt__buf_cast(shardrt_ctx *ctx, shardrt__buf *dst, int64_t doff, const shardrt__buf *src,
-                                 int64_t soff, int64_t n) {
+/* Runs cast (accumulate=false) or add (true) of src into dst, staging src
+ * to dst's side of the host/device boundary first when they differ. */
+static shardrt_status cross_op(shardrt_ctx *ctx, shardrt__buf *dst, int64_t doff, const shardrt__buf *src,
+                               int64_t soff, int64_t n, bool accumulate) {
   if (n <= 0) return SHARDRT_OK;
   shardrt__buf tmp = {0};
   const void *s;
   shardrt_status rc = stage(ctx, src, soff, n, dst->loc, &tmp, &s);
   if (rc == SHARDRT_OK) {
     shardrt__device *d = shardrt__ops(ctx, host_side(ctx, dst->loc) ? SHARDRT__LOC_HOST : SHARDRT__LOC_DEVICE);
-    rc = d->i->cast(d->self, shardrt__at(dst, doff), dst->dt, s, src->dt, (size_t)n);
+    rc = accumulate ? d->i->add(d->self, shardrt__at(dst, doff), dst->dt, s, src->dt, (size_t)n)
+                    : d->i->cast(d->self, shardrt__at(dst, doff), dst->dt, s, src->dt, (size_t)n);
   }
   if (tmp.p) {
     ctx->dev.i->sync(ctx->dev.self);
@@ -134,21 +137,14 @@ shardrt_status shardrt__buf_cast(shardrt_ctx *ctx, shardrt__buf *dst, int64_t do
   return rc;
 }
 
+shardrt_status shardrt__buf_cast(shardrt_ctx *ctx, shardrt__buf *dst, int64_t doff, const shardrt__buf *src,
+                                 int64_t soff, int64_t n) {
+  return cross_op(ctx, dst, doff, src, soff, n, false);
+}
+
 shardrt_status shardrt__buf_add(shardrt_ctx *ctx, shardrt__buf *dst, int64_t doff, const shardrt__buf *src,
                                 int64_t soff, int64_t n) {
-  if (n <= 0) return SHARDRT_OK;
-  shardrt__buf tmp = {0};
-  const void *s;
-  shardrt_status rc = stage(ctx, src, soff, n, dst->loc, &tmp, &s);
-  if (rc == SHARDRT_OK) {
-    shardrt__device *d = shardrt__ops(ctx, host_side(ctx, dst->loc) ? SHARDRT__LOC_HOST : SHARDRT__LOC_DEVICE);
-    rc = d->i->add(d->self, shardrt__at(dst, doff), dst->dt, s, src->dt, (size_t)n);
-  }
-  if (tmp.p) {
-    ctx->dev.i->sync(ctx->dev.self);
-    shardrt__buf_free(ctx, &tmp);
-  }
-  return rc;
+  return cross_op(ctx, dst, doff, src, soff, n, true);
 }
 
 shardrt_status shardrt__buf_read_f32(shardrt_ctx *ctx, const shardrt__buf *b, int64_t off, int64_t n, float *out) {

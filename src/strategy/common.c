@@ -21,6 +21,15 @@ shardrt_status shardrt__full_gather_shards(shardrt_ctx *ctx, shardrt__unit *u) {
                              (size_t)u->shard_n, u->full.dt, &u->gather_req);
 }
 
+shardrt_status shardrt__gather_whole(shardrt_ctx *ctx, shardrt__unit *u) { return shardrt__full_from_param(ctx, u); }
+
+shardrt_status shardrt__release_after_backward(shardrt_ctx *ctx, shardrt__unit *u, bool after_backward) {
+  if (after_backward) shardrt__full_free(ctx, u);
+  return SHARDRT_OK;
+}
+
+void shardrt__invalidate_full(shardrt__unit *u) { u->full_valid = u->full_alias; }
+
 void shardrt__full_free(shardrt_ctx *ctx, shardrt__unit *u) {
   if (!u->full_alias) shardrt__buf_free(ctx, &u->full);
   u->full_valid = u->full_alias;

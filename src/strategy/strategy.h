@@ -54,6 +54,13 @@ shardrt_status shardrt__reduce_all(shardrt_ctx *ctx, shardrt__unit *u, shardrt__
 shardrt_status shardrt__reduce_shards(shardrt_ctx *ctx, shardrt__unit *u, shardrt__buf *src);
 /* Completes an in-flight reduction and accumulates it into u->grad. */
 shardrt_status shardrt__finish_reduce(shardrt_ctx *ctx, shardrt__unit *u);
+/* Hooks of the modules that keep whole params (replicate, zero1, zero2):
+ * a compute-dtype copy (or the stored params themselves) made before
+ * forward and kept through backward. */
+shardrt_status shardrt__gather_whole(shardrt_ctx *ctx, shardrt__unit *u);
+shardrt_status shardrt__release_after_backward(shardrt_ctx *ctx, shardrt__unit *u, bool after_backward);
+/* After an update of whole stored params: the compute copy is stale. */
+void shardrt__invalidate_full(shardrt__unit *u);
 /* All-gathers the updated partitions of the (full) stored params in place. */
 shardrt_status shardrt__allgather_params(shardrt_ctx *ctx, shardrt__unit *u);
 
