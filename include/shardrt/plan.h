@@ -137,6 +137,12 @@ typedef struct shardrt_plan {
   int64_t train_micro_batch_size_per_gpu; /* 0: unknown */
   int64_t train_batch_size;               /* 0: unknown */
   uint32_t unresolved;                    /* SHARDRT_UNRESOLVED_* bits */
+  /* launch settings (read by `shardrt launch`; the runtime ignores them) */
+  bool use_cpu;                           /* use_cpu / --cpu: run on the CPU device */
+  int main_process_port;                  /* 0: not given; exported as MASTER_PORT when > 0 */
+  char main_process_ip[SHARDRT_NAME_MAX]; /* exported as MASTER_ADDR when set */
+  char mpirun_hostfile[SHARDRT_PATH_MAX]; /* mpirun_config.mpirun_hostfile (multi-machine) */
+  char gpu_ids[SHARDRT_NAME_MAX];         /* "all" / "" or a comma list: CUDA_VISIBLE_DEVICES */
 
   /* ---- derived by shardrt_plan_resolve ---- */
   int zero_stage;            /* 0..3 */

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Key tables. Adding a key: a row here, a field in config_internal.h when it
+ * feeds a new setting, its parsing in cfg_set.c, a line in docs/config.md. */
+#include "src/config/cfg_keys.h"
+
+#define FIELD(n, f) {n, SHARDRT__K_FIELD, f, 0, 0}
+#define SECTION(n, t) {n, SHARDRT__K_SECTION, -1, &t, 0}
+#define WARN(n, why) {n, SHARDRT__K_WARN, -1, 0, why}
+#define WARN_SECTION(n, why) {n, SHARDRT__K_WARN_SECTION, -1, 0, why}
+#define IGNORE(n) {n, SHARDRT__K_IGNORE, -1, 0, 0}
+#define ALIAS(n, f, why) {n, SHARDRT__K_ALIAS, f, 0, why}
+#define TABLE(name, arr, prefix) \
+  const shardrt__table name = {arr, (int)(sizeof arr / sizeof arr[0]), prefix}
+
+/* ---- accelerate YAML ---- */
+
+static const shardrt__key fsdp_keys[] = {
+    FIELD("fsdp_version", SHARDRT__F_FSDP_VERSION),
+    FIELD("fsdp_sharding_strategy", SHARDRT__F_STRATEGY),
+    FIELD("fsdp_reshard_after_forward", SHARDRT__F_RESHARD),
+    FIELD("fsdp_offload_params", SHARDRT__F_OFFLOAD),
+    FIELD("fsdp_auto_wrap_policy", SHARDRT__F_WRAP),
+    FIELD("fsdp_transformer_layer_cls_to_wrap", SHARDRT__F_CLS),
+    FIELD("fsdp_min_num_params", SHARDRT__F_MIN_PARAMS),
+    FIELD("fsdp_backward_prefetch", SHARDRT__F_BPREFETCH),
+    ALIAS("fsdp_backward_prefetch_policy", SHARDRT__F_BPREFETCH, "deprecated, write fsdp_backward_prefetch"),
+    FIELD("fsdp_forward_prefetch", SHARDRT__F_FPREFETCH),
+    FIELD("fsdp_state_dict_type", SHARDRT__F_SDT),
+    FIELD("fsdp_use_orig_params", SHARDRT__F_ORIG_PARAMS),
+    FIELD("fsdp_cpu_ram_efficient_loading", SHARDRT__F_RAM_EFFICIENT),
+    FIELD("fsdp_sync_module_states", SHARDRT__F_SYNC),
+    FIELD("fsdp_activation_checkpointing", SHARDRT__F_ACT_CKPT),
+    FIELD("fsdp_ignored_modules", SHARDRT__F_IGNORED),
+    IGNORE("fsdp_limit_all_gathers"),
+};
+static TABLE(fsdp_table, fsdp_keys, "fsdp_");
+
+static const shardrt__key ds_keys[] = {
+    FIELD("zero_stage", SHARDRT__F_ZERO_STAGE),
+    FIELD("offload_optimizer_device", SHARDRT__F_OPT_DEV),
+    FIELD("offload_param_device", SHARDRT__F_PARAM_DEV),
+    FIELD("offload_optimizer_nvme_path", SHARDRT__F_OPT_NVME),
+    FIELD("offload_param_nvme_path", SHARDRT__F_PARAM_NVME),
+    FIELD("gradient_accumulation_steps", SHARDRT__F_ACCUM),
+    FIELD("gradient_clipping", SHARDRT__F_CLIP),
+    FIELD("zero3_init_flag", SHARDRT__F_Z3_INIT),
+    FIELD("zero3_save_16bit_model", SHARDRT__F_Z3_SAVE),
+    FIELD("deepspeed_config_file", SHARDRT__F_DS_FILE),
+    IGNORE("deepspeed_multinode_launcher"),
+    WARN("deepspeed_hostfile", "shardrt launch uses mpirun_config.mpirun_hostfile"),
+    WARN("deepspeed_exclusion_filter", "shardrt launch has no host filters"),
+    WARN("deepspeed_inclusion_filter", "shardrt launch has no host filters"),
+    WARN("deepspeed_moe_layer_cls_names", "libshardrt has no mixture-of-experts support"),
+};
+static TABLE(ds_table, ds_keys, 0);
+
+static const shardrt__key mpirun_keys[] = {
+    FIELD("mpirun_hostfile", SHARDRT__F_HOSTFILE),
+    WARN("mpirun_ccl", "oneCCL is not used; collectives run on NCCL or MPI"),
+};
+static TABLE(mpirun_table, mpirun_keys, 0);
+
+static const shardrt__key root_keys[] = {
+    FIELD("compute_environment", SHARDRT__F_COMPUTE_ENV),
+    FIELD("distributed_type", SHARDRT__F_DIST),
+    FIELD("mixed_precision", SHARDRT__F_MP),
+    FIELD("fp16", SHARDRT__F_FP16_LEGACY),
+    FIELD("num_processes", SHARDRT__F_NUM_PROC),
+    FIELD("num_machines", SHARDRT__F_NUM_MACH),
+    FIELD("machine_rank", SHARDRT__F_MACH_RANK),
+    FIELD("main_process_ip", SHARDRT__F_IP),
+    FIELD("main_process_port", SHARDRT__F_PORT),
+    FIELD("gpu_ids", SHARDRT__F_GPU_IDS),
+    FIELD("use_cpu", SHARDRT__F_USE_CPU),
+    SECTION("fsdp_config", fsdp_table),
+    SECTION("deepspeed_config", ds_table),
+    SECTION("mpirun_config", mpirun_table),
+    FIELD("shardrt_param_dtype", SHARDRT__F_PARAM_DTYPE),
+    FIELD("shardrt_reduce_dtype", SHARDRT__F_REDUCE_DTYPE),
+    FIELD("shardrt_accum_mode", SHARDRT__F_ACCUM_MODE),
+    FIELD("shardrt_shard_group_size", SHARDRT__F_SHARD_GROUP),
+    IGNORE("main_training_function"),
+    IGNORE("rdzv_backend"),
+    IGNORE("same_network"),
+    WARN("debug", "collective checks follow the runtime's own settings"),
+    WARN("downcast_bf16", "a TPU setting"),
+    WARN("enable_cpu_affinity", "shardrt launch does not pin CPUs"),
+    WARN("use_mps_device", "Apple MPS is not a libshardrt device"),
+    WARN("dynamo_backend", "torch.compile does not apply to C programs"),
+    WARN("tpu_name", "TPUs are not supported"),
+    WARN("tpu_zone", "TPUs are not supported"),
+    WARN("tpu_use_cluster", "TPUs are not supported"),
+    WARN("tpu_use_sudo", "TPUs are not supported"),
+    WARN("tpu_env", "TPUs are not supported"),
+    WARN("tpu_vm", "TPUs are not supported"),
+    WARN("command_file", "TPUs are not supported"),
+    WARN("commands", "TPUs are not supported"),
+    WARN_SECTION("dynamo_config", "torch.compile does not apply to C programs"),
+    WARN_SECTION("megatron_lm_config", "Megatron-LM parallelism is not supported"),
+    WARN_SECTION("fp8_config", "libshardrt has no fp8 kernels"),
+    WARN_SECTION("ipex_config", "Intel Extension for PyTorch does not apply"),
+    WARN_SECTION("parallelism_config", "only data parallelism (sharded) is supported"),
+};
+TABLE(shardrt__yaml_root, root_keys, 0);
+
+/* ---- DeepSpeed JSON ---- */
+
+static const shardrt__key offload_param_keys[] = {
+    FIELD("device", SHARDRT__F_PARAM_DEV), FIELD("nvme_path", SHARDRT__F_PARAM_NVME), IGNORE("pin_memory"),
+    IGNORE("buffer_count"), IGNORE("buffer_size"), IGNORE("max_in_cpu"),
+};
+static TABLE(offload_param_table, offload_param_keys, 0);
+
+static const shardrt__key offload_opt_keys[] = {
+    FIELD("device", SHARDRT__F_OPT_DEV), FIELD("nvme_path", SHARDRT__F_OPT_NVME), IGNORE("pin_memory"),
+    IGNORE("buffer_count"), IGNORE("pipeline_read"), IGNORE("pipeline_write"), IGNORE("fast_init"),
+    WARN("ratio", "partial optimizer offload is not supported: all or nothing"),
+};
+static TABLE(offload_opt_table, offload_opt_keys, 0);
+
+static const shardrt__key zero_keys[] = {
+    FIELD("stage", SHARDRT__F_ZERO_STAGE),
+    SECTION("offload_param", offload_param_table),
+    SECTION("offload_optimizer", offload_opt_table),
+    FIELD("overlap_comm", SHARDRT__F_OVERLAP),
+    FIELD("contiguous_gradients", SHARDRT__F_CONTIGUOUS),
+    FIELD("reduce_bucket_size", SHARDRT__F_REDUCE_BUCKET),
+    FIELD("allgather_bucket_size", SHARDRT__F_AG_BUCKET),
+    FIELD("stage3_prefetch_bucket_size", SHARDRT__F_PREFETCH_BUCKET),
+    FIELD("stage3_param_persistence_threshold", SHARDRT__F_PERSISTENCE),
+    FIELD("stage3_max_live_parameters", SHARDRT__F_MAX_LIVE),
+    FIELD("stage3_max_reuse_distance", SHARDRT__F_MAX_REUSE),
+    FIELD("stage3_gather_16bit_weights_on_model_save", SHARDRT__F_Z3_SAVE),
+    ALIAS("stage3_gather_fp16_weights_on_model_save", SHARDRT__F_Z3_SAVE,
+          "deprecated, write stage3_gather_16bit_weights_on_model_save"),
+    FIELD("zero_hpz_partition_size", SHARDRT__F_HPZ),
+    IGNORE("allgather_partitions"),
+    IGNORE("reduce_scatter"),
+    IGNORE("sub_group_size"),
+    IGNORE("elastic_checkpoint"),
+    IGNORE("ignore_unused_parameters"),
+    IGNORE("load_from_fp32_weights"),
+    IGNORE("memory_efficient_linear"),
+    IGNORE("use_multi_rank_bucket_allreduce"),
+    WARN("round_robin_gradients", "gradient partitions are contiguous per rank"),
+    WARN("zero_quantized_weights", "ZeRO++ quantized communication is not supported"),
+    WARN("zero_quantized_gradients", "ZeRO++ quantized communication is not supported"),
+    WARN("mics_shard_size", "MiCS is not supported; use zero_hpz_partition_size"),
+    WARN("cpu_offload", "deprecated DeepSpeed key, write offload_optimizer.device"),
+};
+static TABLE(zero_table, zero_keys, 0);
+
+static const shardrt__key fp16_keys[] = {
+    FIELD("enabled", SHARDRT__F_FP16_EN),
+    FIELD("loss_scale", SHARDRT__F_LOSS_SCALE),
+    FIELD("initial_scale_power", SHARDRT__F_SCALE_POWER),
+    FIELD("loss_scale_window", SHARDRT__F_SCALE_WINDOW),
+    FIELD("hysteresis", SHARDRT__F_HYSTERESIS),
+    FIELD("min_loss_scale", SHARDRT__F_MIN_SCALE),
+    WARN("auto_cast", "the program decides what runs in fp16"),
+    WARN("consecutive_hysteresis", "hysteresis counts every overflow"),
+    WARN("fp16_master_weights_and_grads", "the DeepSpeed flavour keeps fp32 master weights"),
+};
+static TABLE(fp16_table, fp16_keys, 0);
+
+static const shardrt__key bf16_keys[] = {
+    FIELD("enabled", SHARDRT__F_BF16_EN),
+    IGNORE("immediate_grad_update"),
+    IGNORE("check_grad_overflow"),
+};
+static TABLE(bf16_table, bf16_keys, 0);
+
+static const shardrt__key json_keys[] = {
+    SECTION("zero_optimization", zero_table),
+    SECTION("fp16", fp16_table),
+    SECTION("bf16", bf16_table),
+    SECTION("bfloat16", bf16_table),
+    FIELD("gradient_accumulation_steps", SHARDRT__F_ACCUM),
+    FIELD("gradient_clipping", SHARDRT__F_CLIP),
+    FIELD("train_micro_batch_size_per_gpu", SHARDRT__F_MICRO_BATCH),
+    FIELD("train_batch_size", SHARDRT__F_TRAIN_BATCH),
+    FIELD("communication_data_type", SHARDRT__F_REDUCE_DTYPE),
+    WARN_SECTION("optimizer", "the optimizer is the program's business: it passes its own hyper-parameters"),
+    WARN_SECTION("scheduler", "the learning-rate schedule is the program's business"),
+    WARN_SECTION("activation_checkpointing", "activation memory is the program's business"),
+    WARN_SECTION("flops_profiler", "no profiler is built in"),
+    WARN_SECTION("amp", "use fp16 or bf16"),
+    WARN_SECTION("data_types", "gradient accumulation runs in the reduce dtype"),
+    WARN("prescale_gradients", "gradients are averaged after the reduction"),
+    WARN("gradient_predivide_factor", "gradients are averaged after the reduction"),
+    IGNORE("steps_per_print"),
+    IGNORE("wall_clock_breakdown"),
+    IGNORE("memory_breakdown"),
+    IGNORE("dump_state"),
+    IGNORE("zero_allow_untested_optimizer"),
+    IGNORE("zero_force_ds_cpu_optimizer"),
+    IGNORE("tensorboard"),
+    IGNORE("wandb"),
+    IGNORE("csv_monitor"),
+    IGNORE("comet"),
+    IGNORE("comms_logger"),
+};
+TABLE(shardrt__json_root, json_keys, 0);
