@@ -18,7 +18,8 @@ void shardrt_ctx_params_default(shardrt_ctx_params *p) {
 
 static shardrt_status pick_device(shardrt_ctx *ctx, const char *want, int local_size) {
   int ngpu = shardrt__cuda_device_count();
-  if (!want || strcmp(want, "auto") == 0) want = ngpu > 0 ? "cuda" : "cpu";
+  /* use_cpu (accelerate's --cpu) makes "auto" mean the CPU. */
+  if (!want || strcmp(want, "auto") == 0) want = (ngpu > 0 && !ctx->plan.use_cpu) ? "cuda" : "cpu";
   if (strcmp(want, "cpu") == 0) return shardrt__device_cpu_create(&ctx->dev);
   if (strcmp(want, "cuda") != 0)
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "device '%s' is not a device (allowed: cpu, cuda, auto)", want);

@@ -123,6 +123,12 @@ int shardrt_plan_format(const shardrt_plan *p, bool table, char *buf, size_t len
   maybe_int(&w, "train_batch_size", p->train_batch_size, p->unresolved & SHARDRT_UNRESOLVED_TRAIN_BATCH);
   integer(&w, "num_processes", p->num_processes);
   integer(&w, "num_machines", p->num_machines);
+  integer(&w, "machine_rank", p->machine_rank);
+  boolean(&w, "use_cpu", p->use_cpu);
+  str(&w, "main_process_ip", p->main_process_ip);
+  integer(&w, "main_process_port", p->main_process_port);
+  str(&w, "mpirun_hostfile", p->mpirun_hostfile);
+  str(&w, "gpu_ids", p->gpu_ids);
   if (!table) out(&w, "\n}\n");
   return (int)w.pos;
 }
