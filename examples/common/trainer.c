@@ -131,6 +131,10 @@ int ex_parse_common(int *argc, char **argv, ex_opts *o) {
   }
   *argc = w;
   argv[w] = NULL;
+  if ((o->save_dir != NULL) != (o->save_every > 0)) {
+    fprintf(stderr, "error: --save_dir DIR and --save_every N (N >= 1) go together\n");
+    return 2;
+  }
   return 0;
 }
 

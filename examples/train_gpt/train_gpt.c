@@ -113,10 +113,6 @@ static int resolve_config(const gpt_flags *fl, gpt_config *cfg) {
 }
 
 static int check_options(const ex_opts *o, const gpt_flags *fl, shardrt_plan *plan) {
-  if ((o->save_dir != NULL) != (o->save_every > 0)) {
-    fprintf(stderr, "%s: error: --save_dir and --save_every N (N >= 1) go together\n", prog);
-    return 2;
-  }
   if (fl->param_dtype && !shardrt_dtype_parse(fl->param_dtype, &plan->load_dtype)) {
     fprintf(stderr, "%s: error: --param_dtype '%s' is not a dtype (allowed: fp32, bf16, fp16)\n", prog,
             fl->param_dtype);

@@ -10,6 +10,7 @@
 
 #include "../common/trainer.h"
 #include "mlp.h"
+#include "mlp_backend.h"
 
 static const char *prog = "train_mlp";
 
@@ -152,47 +153,142 @@ static void make_batch(const model *m, uint64_t seed, int step, int64_t g0, int 
   }
 }
 
+/* Activations and fp32 gradient scratch live in the backend's memory (host
+ * or GPU); the batch is generated on the host and uploaded. */
 typedef struct scratch {
-  float **act;  /* act[i] = output of layer i-1 (act[0] = input) */
+  mlp_backend be;
+  float **act; /* act[i] = output of layer i-1 (act[0] = input) */
   float *dy, *dx;
-  float *w, *b, *gw, *gb;
+  float *w, *b, *gw, *gb; /* fp32 casts of non-fp32 views; fp32 gradients */
   int *labels;
+  float *hx; /* host batch */
+  int *hlabels;
+  bool reported; /* the failure was already printed (backend or shape errors) */
 } scratch;
 
-static shardrt_status get_params(shardrt_ctx *ctx, const layer *l, scratch *s) {
+static shardrt_status backend_error(scratch *s, shardrt_status rc) {
+  s->reported = true;
+  fprintf(stderr, "%s: error: %s backend: %s\n", prog, s->be.i->name, s->be.i->error(s->be.self));
+  return rc;
+}
+
+static shardrt_status scratch_init(shardrt_ctx *ctx, const model *m, int rows, scratch *s) {
+  char err[256] = "";
+  int bad;
+  if (shardrt_device(ctx) == SHARDRT_DEVICE_CUDA) {
+#ifdef EX_HAVE_CUDA
+    bad = mlp_backend_cuda_create(&s->be, shardrt_cuda_stream(ctx), err, sizeof err);
+#else
+    snprintf(err, sizeof err, "train_mlp was built without CUDA: use --device cpu (or rebuild with -DSHARDRT_CUDA=ON)");
+    bad = -1;
+#endif
+  } else {
+    bad = mlp_backend_cpu_create(&s->be, err, sizeof err);
+  }
+  if (bad) {
+    fprintf(stderr, "%s: error: %s\n", prog, err);
+    return SHARDRT_ERR_UNSUPPORTED;
+  }
+  size_t widest = (size_t)(m->d.in > m->d.hidden ? m->d.in : m->d.hidden);
+  widest = widest > (size_t)m->d.out ? widest : (size_t)m->d.out;
+  const size_t fr = sizeof(float) * (size_t)rows * widest;
+  s->act = calloc((size_t)m->nl + 1, sizeof *s->act);
+  s->hx = malloc(sizeof(float) * (size_t)rows * (size_t)m->d.in);
+  s->hlabels = malloc(sizeof(int) * (size_t)rows);
+  if (!s->act || !s->hx || !s->hlabels) {
+    fprintf(stderr, "%s: error: out of host memory for a batch of %d rows\n", prog, rows);
+    return SHARDRT_ERR_OUT_OF_MEMORY;
+  }
+  const mlp_backend_i *be = s->be.i;
+  void *self = s->be.self;
+  bad = 0;
+  for (int i = 0; !bad && i <= m->nl; i++) bad = be->alloc(self, fr, (void **)&s->act[i]);
+  if (!bad) bad = be->alloc(self, fr, (void **)&s->dy);
+  if (!bad) bad = be->alloc(self, fr, (void **)&s->dx);
+  if (!bad) bad = be->alloc(self, sizeof(float) * widest * widest, (void **)&s->w);
+  if (!bad) bad = be->alloc(self, sizeof(float) * widest * widest, (void **)&s->gw);
+  if (!bad) bad = be->alloc(self, sizeof(float) * widest, (void **)&s->b);
+  if (!bad) bad = be->alloc(self, sizeof(float) * widest, (void **)&s->gb);
+  if (!bad) bad = be->alloc(self, sizeof(int) * (size_t)rows, (void **)&s->labels);
+  return bad ? backend_error(s, SHARDRT_ERR_OUT_OF_MEMORY) : SHARDRT_OK;
+}
+
+/* Releases the buffers, then the backend (before the context: the cuda
+ * backend waits on the context's stream). */
+static void scratch_free(const model *m, scratch *s) {
+  if (s->be.i) {
+    const mlp_backend_i *be = s->be.i;
+    for (int i = 0; s->act && i <= m->nl; i++) be->release(s->be.self, s->act[i]);
+    float *bufs[] = {s->dy, s->dx, s->w, s->gw, s->b, s->gb};
+    for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++) be->release(s->be.self, bufs[k]);
+    be->release(s->be.self, s->labels);
+  }
+  mlp_backend_destroy(&s->be);
+  free(s->act), free(s->hx), free(s->hlabels);
+}
+
+/* A view must hold exactly the parameter it was asked for. */
+static shardrt_status check_numel(scratch *s, const shardrt_view *v, int64_t want, const char *kind, int li) {
+  if (v->numel == want) return SHARDRT_OK;
+  s->reported = true;
+  fprintf(stderr, "%s: error: layer %d: %s view has %lld elements, the layer needs %lld\n", prog, li, kind,
+          (long long)v->numel, (long long)want);
+  return SHARDRT_ERR_INTERNAL;
+}
+
+static shardrt_status get_params(shardrt_ctx *ctx, const layer *l, int li, scratch *s, const float **w,
+                                 const float **b) {
   shardrt_view vw, vb;
   shardrt_status rc = shardrt_param_view(ctx, l->W, &vw);
   if (rc == SHARDRT_OK) rc = shardrt_param_view(ctx, l->b, &vb);
+  if (rc == SHARDRT_OK) rc = check_numel(s, &vw, (int64_t)l->in * l->out, "weight", li);
+  if (rc == SHARDRT_OK) rc = check_numel(s, &vb, l->out, "bias", li);
   if (rc) return rc;
-  ex_view_to_f32(&vw, s->w);
-  ex_view_to_f32(&vb, s->b);
+  if (s->be.i->view_f32(s->be.self, &vw, s->w, w) || s->be.i->view_f32(s->be.self, &vb, s->b, b))
+    return backend_error(s, SHARDRT_ERR_DEVICE);
+  return SHARDRT_OK;
+}
+
+static shardrt_status add_grads(shardrt_ctx *ctx, const layer *l, int li, scratch *s) {
+  shardrt_view gw, gb;
+  shardrt_status rc;
+  if ((rc = shardrt_grad_view(ctx, l->W, &gw)) || (rc = shardrt_grad_view(ctx, l->b, &gb))) return rc;
+  if ((rc = check_numel(s, &gw, (int64_t)l->in * l->out, "weight grad", li)) ||
+      (rc = check_numel(s, &gb, l->out, "bias grad", li)))
+    return rc;
+  if (s->be.i->view_add_f32(s->be.self, &gw, s->gw) || s->be.i->view_add_f32(s->be.self, &gb, s->gb))
+    return backend_error(s, SHARDRT_ERR_DEVICE);
   return SHARDRT_OK;
 }
 
 static shardrt_status micro_batch(shardrt_ctx *ctx, const model *m, scratch *s, int rows, float grad_scale,
                                   double *loss_sum) {
+  const mlp_backend_i *be = s->be.i;
+  void *self = s->be.self;
+  const float *w, *b;
   shardrt_status rc;
+  if (be->upload(self, s->act[0], s->labels, s->hx, s->hlabels, rows, m->d.in, m->d.out))
+    return backend_error(s, SHARDRT_ERR_INVALID_ARGUMENT);
   for (int i = 0; i < m->nl; i++) {
     const layer *l = &m->L[i];
     if (i == m->first[l->unit] && (rc = shardrt_begin_forward(ctx, l->unit))) return rc;
-    if ((rc = get_params(ctx, l, s))) return rc;
-    mlp_linear_fwd(s->act[i], s->w, s->b, s->act[i + 1], rows, l->in, l->out);
-    if (l->relu) mlp_relu_fwd(s->act[i + 1], (int64_t)rows * l->out);
+    if ((rc = get_params(ctx, l, i, s, &w, &b))) return rc;
+    if (be->linear_fwd(self, s->act[i], w, b, s->act[i + 1], rows, l->in, l->out) ||
+        (l->relu && be->relu_fwd(self, s->act[i + 1], (int64_t)rows * l->out)))
+      return backend_error(s, SHARDRT_ERR_DEVICE);
     if (i == m->last[l->unit] && (rc = shardrt_end_forward(ctx, l->unit))) return rc;
   }
-  *loss_sum += mlp_xent(s->act[m->nl], s->labels, s->dy, rows, m->d.out, grad_scale);
+  if (be->xent(self, s->act[m->nl], s->labels, s->dy, rows, m->d.out, grad_scale, loss_sum))
+    return backend_error(s, SHARDRT_ERR_DEVICE);
   for (int i = m->nl - 1; i >= 0; i--) {
     const layer *l = &m->L[i];
     if (i == m->last[l->unit] && (rc = shardrt_begin_backward(ctx, l->unit))) return rc;
-    if ((rc = get_params(ctx, l, s))) return rc;
-    if (l->relu) mlp_relu_bwd(s->act[i + 1], s->dy, (int64_t)rows * l->out);
-    memset(s->gw, 0, sizeof(float) * (size_t)l->in * l->out);
-    memset(s->gb, 0, sizeof(float) * (size_t)l->out);
-    mlp_linear_bwd(s->act[i], s->w, s->dy, i ? s->dx : NULL, s->gw, s->gb, rows, l->in, l->out);
-    shardrt_view gw, gb;
-    if ((rc = shardrt_grad_view(ctx, l->W, &gw)) || (rc = shardrt_grad_view(ctx, l->b, &gb))) return rc;
-    ex_view_add_f32(&gw, s->gw);
-    ex_view_add_f32(&gb, s->gb);
+    if ((rc = get_params(ctx, l, i, s, &w, &b))) return rc;
+    if ((l->relu && be->relu_bwd(self, s->act[i + 1], s->dy, (int64_t)rows * l->out)) ||
+        be->zero(self, s->gw, (int64_t)l->in * l->out) || be->zero(self, s->gb, l->out) ||
+        be->linear_bwd(self, s->act[i], w, s->dy, i ? s->dx : NULL, s->gw, s->gb, rows, l->in, l->out))
+      return backend_error(s, SHARDRT_ERR_DEVICE);
+    if ((rc = add_grads(ctx, l, i, s))) return rc;
     if (i == m->first[l->unit] && (rc = shardrt_end_backward(ctx, l->unit))) return rc;
     float *t = s->dy;
     s->dy = s->dx;
@@ -227,12 +323,6 @@ int main(int argc, char **argv) {
   const shardrt_plan *pl = shardrt_get_plan(ctx);
   int A = pl->gradient_accumulation_steps;
   int code = 0;
-  if (shardrt_device(ctx) != SHARDRT_DEVICE_CPU) {
-    fprintf(stderr, "%s: error: train_mlp computes on the host; run it with --device cpu (the GPU trainer is "
-                    "train_gpt)\n", prog);
-    shardrt_ctx_destroy(ctx);
-    return 2;
-  }
   if (o.global_batch % (A * world) != 0) {
     if (rank == 0)
       fprintf(stderr,
@@ -252,41 +342,38 @@ int main(int argc, char **argv) {
   if (rc == SHARDRT_OK) rc = shardrt_finalize(ctx);
   if (rc == SHARDRT_OK) rc = map_units(ctx, &m);
   if (rc == SHARDRT_OK) rc = init_weights(ctx, &m, o.seed, pl->sync_module_states);
+  int first_step = 1;
+  if (rc == SHARDRT_OK) rc = ex_ckpt_begin(ctx, &o, &first_step);
   if (rc == SHARDRT_OK && o.trace_path) rc = shardrt_trace_start(ctx, o.trace_path);
   if (rc) {
     code = ex_fail(prog, "setup", rc);
     goto done;
   }
   FILE *log = NULL;
+  scratch s = {0};
+  int rows = o.global_batch / (A * world);
+  double local_bad = 0;
   if (o.log_path && rank == 0 && !(log = fopen(o.log_path, "w"))) {
     fprintf(stderr, "%s: error: cannot open --log '%s' for writing\n", prog, o.log_path);
-    code = 1;
-    goto done;
+    local_bad = 1;
   }
-  int rows = o.global_batch / (A * world);
-  scratch s = {0};
-  int widest = m.d.in > m.d.hidden ? m.d.in : m.d.hidden;
-  widest = widest > m.d.out ? widest : m.d.out;
-  s.act = calloc((size_t)m.nl + 1, sizeof *s.act);
-  for (int i = 0; s.act && i <= m.nl; i++) s.act[i] = malloc(sizeof(float) * (size_t)rows * widest);
-  s.dy = malloc(sizeof(float) * (size_t)rows * widest);
-  s.dx = malloc(sizeof(float) * (size_t)rows * widest);
-  s.w = malloc(sizeof(float) * (size_t)widest * widest);
-  s.gw = malloc(sizeof(float) * (size_t)widest * widest);
-  s.b = malloc(sizeof(float) * (size_t)widest);
-  s.gb = malloc(sizeof(float) * (size_t)widest);
-  s.labels = malloc(sizeof(int) * (size_t)rows);
-  for (int step = 1; step <= o.steps && code == 0; step++) {
+  if (scratch_init(ctx, &m, rows, &s)) local_bad = 1;
+  /* Every rank learns whether any rank failed to set up, so none of them
+   * goes on into a collective the others will never join. */
+  double any_bad = local_bad;
+  if ((rc = shardrt_allreduce_sum_f64(ctx, &any_bad, 1))) code = ex_fail(prog, "setup", rc);
+  else if (any_bad > 0) code = 1;
+  for (int step = first_step; step <= o.steps && code == 0; step++) {
     double t0 = shardrt_now();
     shardrt_comm_stats_reset(ctx);
     double loss_sum = 0;
     for (int a = 0; a < A && code == 0; a++) {
       int64_t g0 = (int64_t)a * (o.global_batch / A) + (int64_t)rank * rows;
-      make_batch(&m, o.seed, step, g0, rows, s.act[0], s.labels);
+      make_batch(&m, o.seed, step, g0, rows, s.hx, s.hlabels);
       float scale = (float)(shardrt_loss_scale(ctx) / o.global_batch);
       rc = shardrt_begin_micro_batch(ctx, a, A);
       if (rc == SHARDRT_OK) rc = micro_batch(ctx, &m, &s, rows, scale, &loss_sum);
-      if (rc) code = ex_fail(prog, "training step", rc);
+      if (rc) code = s.reported ? 1 : ex_fail(prog, "training step", rc);
     }
     if (code) break;
     shardrt_step_info info;
@@ -301,11 +388,11 @@ int main(int argc, char **argv) {
                         .loss_scale = info.loss_scale, .skipped = info.skipped};
     ex_log_step(log, ctx, &r);
     if (!o.quiet) ex_progress(ctx, &r);
+    if ((rc = ex_ckpt_after_step(ctx, &o, step))) code = ex_fail(prog, "checkpoint", rc);
   }
   if (log) fclose(log);
   if (code == 0 && o.weights_out && (rc = ex_write_weights(ctx, o.weights_out))) code = ex_fail(prog, "weights_out", rc);
-  for (int i = 0; s.act && i <= m.nl; i++) free(s.act[i]);
-  free(s.act), free(s.dy), free(s.dx), free(s.w), free(s.gw), free(s.b), free(s.gb), free(s.labels);
+  scratch_free(&m, &s);
 done:
   free(m.L), free(m.first), free(m.last);
   shardrt_ctx_destroy(ctx);

@@ -34,4 +34,18 @@ PY
 gpt 1 NO_SHARD --steps 0 --load_weights "$T/w10.safetensors" --weights_out "$T/loaded.bin" >/dev/null
 cmp "$T/w10.bin" "$T/loaded.bin"
 echo "merge-weights -> --load_weights reproduces the step-10 weights exactly"
+# train_mlp takes the same flags: resume bit-identically under DeepSpeed ZeRO-2.
+mlp() { "$MPIRUN" --oversubscribe --bind-to none --mca btl self,vader -np 2 "$BIN/train_mlp" --quiet \
+          --num_processes 2 --use_deepspeed --zero_stage 2 "$@"; }
+mlp --steps 8 --log "$T/m_straight.jsonl"
+mlp --steps 4 --save_dir "$T/mck" --save_every 2 >/dev/null
+mlp --steps 8 --resume "$T/mck" --log "$T/m_resumed.jsonl" >/dev/null
+python3 - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+a = {r["step"]: r["loss"] for r in map(json.loads, open(f"{t}/m_straight.jsonl"))}
+b = {r["step"]: r["loss"] for r in map(json.loads, open(f"{t}/m_resumed.jsonl"))}
+assert sorted(b) == [5, 6, 7, 8] and all(a[s] == b[s] for s in b), (a, b)
+print("train_mlp: resumed from step_4 of DIR (newest of step_2, step_4), steps 5-8 bit-identical")
+PY
 echo "1 passed, 0 failed"
