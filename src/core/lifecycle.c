@@ -32,14 +32,40 @@ static shardrt_status ensure_gathered(shardrt_ctx *ctx, shardrt__unit *u) {
   return SHARDRT_OK;
 }
 
-/* Starts the gather of the unit at `pos` of the recorded forward order,
- * when there is one and the live-parameter budget allows it. */
-static shardrt_status prefetch(shardrt_ctx *ctx, int pos) {
-  if (!ctx->order_frozen || pos < 0 || pos >= ctx->norder) return SHARDRT_OK;
-  shardrt__unit *n = &ctx->units[ctx->order[pos]];
-  if (n->full_valid || n->gather_req || n->phase != SHARDRT__IDLE) return SHARDRT_OK;
-  if (!n->full_alias && live_elems(ctx) + n->padded > ctx->plan.max_live_parameters) return SHARDRT_OK;
-  return start_gather(ctx, n);
+/* The one prefetch policy. Starting at `pos` of the recorded forward order
+ * and walking in direction `dir`, starts gathers: FSDP prefetches one unit;
+ * the DeepSpeed flavour keeps going while the units fit in
+ * stage3_prefetch_bucket_size elements. Never past the live-parameter cap. */
+static shardrt_status prefetch(shardrt_ctx *ctx, int pos, int dir) {
+  if (!ctx->order_frozen) return SHARDRT_OK;
+  const shardrt_plan *p = &ctx->plan;
+  int64_t bucket = p->flavor == SHARDRT_FLAVOR_DEEPSPEED ? p->prefetch_bucket_size : 0, taken = 0;
+  for (int q = pos; q >= 0 && q < ctx->norder; q += dir) {
+    shardrt__unit *n = &ctx->units[ctx->order[q]];
+    if (n->phase != SHARDRT__IDLE) break;
+    if (!n->full_valid && !n->gather_req) {
+      if (!n->full_alias && live_elems(ctx) + n->padded > p->max_live_parameters) break;
+      SHARDRT__CHECK(start_gather(ctx, n));
+    }
+    taken += n->padded;
+    if (taken >= bucket) break;
+  }
+  return SHARDRT_OK;
+}
+
+static bool forward_prefetch_on(const shardrt_plan *p) {
+  return p->forward_prefetch || (p->flavor == SHARDRT_FLAVOR_DEEPSPEED && p->prefetch_bucket_size > 0);
+}
+
+/* DeepSpeed's stage3_max_reuse_distance: a unit whose next use (in backward)
+ * comes within that many gathered elements stays gathered after forward.
+ * The units after it are used twice before it is needed again. */
+static bool keep_after_forward(const shardrt_ctx *ctx, const shardrt__unit *u) {
+  const shardrt_plan *p = &ctx->plan;
+  if (p->flavor != SHARDRT_FLAVOR_DEEPSPEED || !ctx->order_frozen || u->fwd_pos < 0) return false;
+  int64_t distance = 0;
+  for (int q = u->fwd_pos + 1; q < ctx->norder; q++) distance += 2 * ctx->units[ctx->order[q]].padded;
+  return distance <= p->max_reuse_distance && live_elems(ctx) <= p->max_live_parameters;
 }
 
 /* Nudges every collective in flight (MPI moves data only inside MPI calls). */
@@ -75,7 +101,7 @@ shardrt_status shardrt_begin_forward(shardrt_ctx *ctx, int unit) {
   }
   SHARDRT__CHECK(ensure_gathered(ctx, u));
   u->phase = SHARDRT__FORWARD;
-  if (ctx->plan.forward_prefetch) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos + 1));
+  if (forward_prefetch_on(&ctx->plan)) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos + 1, +1));
   SHARDRT__CHECK(progress_all(ctx));
   ctx->t_phase[0] = shardrt__now();
   return SHARDRT_OK;
@@ -90,6 +116,7 @@ shardrt_status shardrt_end_forward(shardrt_ctx *ctx, int unit) {
   shardrt__trace_span(ctx->trace, "compute", u->name, ctx->t_phase[0], shardrt__now(), 0);
   u->phase = SHARDRT__IDLE;
   SHARDRT__CHECK(progress_all(ctx));
+  if (keep_after_forward(ctx, u)) return SHARDRT_OK;
   return u->strat->release(ctx, u, false);
 }
 
@@ -129,7 +156,7 @@ shardrt_status shardrt_begin_backward(shardrt_ctx *ctx, int unit) {
                           u->name, u->phase == SHARDRT__FORWARD ? "forward (call shardrt_end_forward)" : "backward");
   if (!ctx->order_frozen) ctx->order_frozen = true; /* the first backward ends the recorded forward order */
   SHARDRT__CHECK(ensure_gathered(ctx, u));
-  if (ctx->plan.backward_prefetch == SHARDRT_PREFETCH_BACKWARD_PRE) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos - 1));
+  if (ctx->plan.backward_prefetch == SHARDRT_PREFETCH_BACKWARD_PRE) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos - 1, -1));
   SHARDRT__CHECK(setup_grad_view(ctx, u));
   u->phase = SHARDRT__BACKWARD;
   SHARDRT__CHECK(progress_all(ctx));
@@ -182,7 +209,7 @@ shardrt_status shardrt_end_backward(shardrt_ctx *ctx, int unit) {
   }
   if (reduce_now) SHARDRT__CHECK(u->strat->reduce(ctx, u, &src));
   SHARDRT__CHECK(u->strat->release(ctx, u, true));
-  if (p->backward_prefetch == SHARDRT_PREFETCH_BACKWARD_POST) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos - 1));
+  if (p->backward_prefetch == SHARDRT_PREFETCH_BACKWARD_POST) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos - 1, -1));
   return progress_all(ctx);
 }
 
