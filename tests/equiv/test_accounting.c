@@ -112,6 +112,35 @@ static void test_comm_volume(void **state) {
   }
 }
 
+/* DeepSpeed's stage3_max_reuse_distance: with 0 only the last unit of the
+ * forward (used at once by the backward) stays gathered; a large distance
+ * keeps more units gathered, so fewer bytes move. FSDP regathers all. */
+static void test_reuse_distance(void **state) {
+  if (g_world == 1) skip();
+  mini_cfg c;
+  mini_cfg_default(&c);
+  c.steps = 2;
+  shardrt_plan f = plan_of(SHARDRT_FLAVOR_FSDP, SHARDRT_FULL_SHARD, SHARDRT_MP_NO);
+  shardrt_plan p = plan_of(SHARDRT_FLAVOR_DEEPSPEED, SHARDRT_FULL_SHARD, SHARDRT_MP_NO);
+  mini_run fsdp, near, far;
+  assert_int_equal(mini_train(&c, &f, NULL, &fsdp), SHARDRT_OK);
+  p.max_reuse_distance = 0;
+  assert_int_equal(mini_train(&c, &p, NULL, &near), SHARDRT_OK);
+  p.max_reuse_distance = 1000000000;
+  assert_int_equal(mini_train(&c, &p, NULL, &far), SHARDRT_OK);
+  uint64_t P = (uint64_t)fsdp.sum_padded * 4;
+  uint64_t ag_f = fsdp.comm.bytes[SHARDRT_COLL_ALL_GATHER], ag_n = near.comm.bytes[SHARDRT_COLL_ALL_GATHER],
+           ag_a = far.comm.bytes[SHARDRT_COLL_ALL_GATHER];
+  assert_int_equal(ag_f, 2 * P);
+  assert_true(ag_n < ag_f);
+  assert_true(ag_a < ag_n);
+  assert_true(ag_a >= P);
+  for (int s = 0; s < c.steps; s++) assert_true(near.loss[s] == far.loss[s]); /* same math */
+  mini_run_free(&fsdp);
+  mini_run_free(&near);
+  mini_run_free(&far);
+}
+
 /* Model state per rank falls as 1/N under FULL_SHARD (plus padding). */
 static void test_full_shard_scales(void **state) {
   mini_cfg c;
@@ -139,6 +168,7 @@ int main(void) {
       cmocka_unit_test(test_fsdp_precision_rows),
       cmocka_unit_test(test_comm_volume),
       cmocka_unit_test(test_full_shard_scales),
+      cmocka_unit_test(test_reuse_distance),
   };
   int rank;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
