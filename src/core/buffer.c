@@ -60,7 +60,9 @@ shardrt_status shardrt__buf_alloc(shardrt_ctx *ctx, shardrt__buf *b, shardrt__me
   if (loc == SHARDRT__LOC_NVME) {
     rc = nvme_map(ctx, b, b->bytes);
   } else {
-    shardrt__device *d = loc == SHARDRT__LOC_DEVICE ? &ctx->dev : &ctx->dev;
+    /* Host-side state comes from the device's pinned allocator when it has
+     * one (fast copies to and from the GPU), else from plain host memory. */
+    shardrt__device *d = &ctx->dev;
     rc = loc == SHARDRT__LOC_DEVICE ? d->i->alloc(d->self, b->bytes, &b->p)
          : d->i->host_alloc         ? d->i->host_alloc(d->self, b->bytes, &b->p)
                                     : ctx->host.i->alloc(NULL, b->bytes, &b->p);
