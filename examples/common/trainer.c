@@ -144,6 +144,39 @@ int ex_reject_leftovers(int argc, char **argv, const char *prog) {
   return 2;
 }
 
+int ex_context_create(const char *prog, const ex_opts *o, const shardrt_plan *plan, shardrt_ctx **ctx) {
+  shardrt_ctx_params cp;
+  shardrt_ctx_params_default(&cp);
+  cp.device = o->device;
+  cp.comm = o->comm;
+  cp.plan = plan;
+  *ctx = NULL;
+  shardrt_status rc = shardrt_ctx_create(&cp, ctx);
+  if (rc) return ex_fail(prog, "creating the context", rc);
+  int world = shardrt_world_size(*ctx), A = shardrt_get_plan(*ctx)->gradient_accumulation_steps;
+  if (o->global_batch % (A * world) != 0) {
+    if (shardrt_rank(*ctx) == 0)
+      fprintf(stderr,
+              "%s: error: --global_batch %d must be divisible by gradient_accumulation_steps (%d) x world size (%d)\n",
+              prog, o->global_batch, A, world);
+    shardrt_ctx_destroy(*ctx);
+    *ctx = NULL;
+    return 2;
+  }
+  shardrt_optim_params op;
+  shardrt_optim_params_default(&op);
+  op.kind = strcmp(o->optimizer, "sgd") == 0 ? SHARDRT_OPTIM_SGD : SHARDRT_OPTIM_ADAMW;
+  op.lr = o->lr;
+  op.weight_decay = o->weight_decay;
+  op.momentum = op.kind == SHARDRT_OPTIM_SGD ? o->momentum : 0;
+  if ((rc = shardrt_set_optimizer(*ctx, &op))) {
+    shardrt_ctx_destroy(*ctx);
+    *ctx = NULL;
+    return ex_fail(prog, "optimizer", rc);
+  }
+  return 0;
+}
+
 int ex_fail(const char *prog, const char *what, shardrt_status rc) {
   fprintf(stderr, "%s: error: %s: %s: %s\n", prog, what, shardrt_status_str(rc), shardrt_last_error());
   return 1;

@@ -36,6 +36,12 @@ int ex_parse_common(int *argc, char **argv, ex_opts *o);
 int ex_reject_leftovers(int argc, char **argv, const char *prog);
 void ex_print_common_usage(FILE *f);
 
+/* Creates the context from the options and the plan, sets the optimizer
+ * from --optimizer/--lr/--weight_decay/--momentum, and checks that
+ * --global_batch splits evenly over micro-batches and ranks. Returns 0, or
+ * the exit code after printing why (*ctx is then NULL). Collective. */
+int ex_context_create(const char *prog, const ex_opts *o, const shardrt_plan *plan, shardrt_ctx **ctx);
+
 /* Prints "<prog>: error: <what>: <status>: <detail>" and returns 1 (exit code). */
 int ex_fail(const char *prog, const char *what, shardrt_status rc);
 #define EX_TRY(prog, call)                                        \

@@ -121,16 +121,6 @@ static int check_options(const ex_opts *o, const gpt_flags *fl, shardrt_plan *pl
   return 0;
 }
 
-static shardrt_status setup_optimizer(shardrt_ctx *ctx, const ex_opts *o) {
-  shardrt_optim_params op;
-  shardrt_optim_params_default(&op);
-  op.kind = strcmp(o->optimizer, "sgd") == 0 ? SHARDRT_OPTIM_SGD : SHARDRT_OPTIM_ADAMW;
-  op.lr = o->lr;
-  op.weight_decay = o->weight_decay;
-  op.momentum = op.kind == SHARDRT_OPTIM_SGD ? o->momentum : 0;
-  return shardrt_set_optimizer(ctx, &op);
-}
-
 int main(int argc, char **argv) {
   shardrt_plan plan;
   if (shardrt_plan_from_args(&argc, argv, &plan) != SHARDRT_OK) {
@@ -146,17 +136,12 @@ int main(int argc, char **argv) {
   gpt_config cfg;
   if (resolve_config(&fl, &cfg) || check_options(&o, &fl, &plan)) return 2;
 
-  shardrt_ctx_params cp;
-  shardrt_ctx_params_default(&cp);
-  cp.device = o.device;
-  cp.comm = o.comm;
-  cp.plan = &plan;
   shardrt_ctx *ctx = NULL;
-  EX_TRY(prog, shardrt_ctx_create(&cp, &ctx));
+  int code = ex_context_create(prog, &o, &plan, &ctx);
+  if (code) return code;
   const int world = shardrt_world_size(ctx), rank = shardrt_rank(ctx);
   const shardrt_plan *pl = shardrt_get_plan(ctx);
   const int A = pl->gradient_accumulation_steps, T = cfg.seq_len;
-  int code = 0;
   gpt_registry reg = {0};
   gpt_data data = {0};
   gpt_run run = {0};
@@ -164,14 +149,6 @@ int main(int argc, char **argv) {
   FILE *log = NULL;
   char err[512];
 
-  if (o.global_batch % (A * world) != 0) {
-    if (rank == 0)
-      fprintf(stderr,
-              "%s: error: --global_batch %d must be divisible by gradient_accumulation_steps (%d) x world size (%d)\n",
-              prog, o.global_batch, A, world);
-    code = 2;
-    goto done;
-  }
   /* every rank reads the same file, so every rank takes the same branch */
   if (gpt_data_load(&data, fl.data, T, cfg.vocab, err, sizeof err) ||
       gpt_registry_init(&reg, &cfg, err, sizeof err)) {
@@ -188,8 +165,7 @@ int main(int argc, char **argv) {
     code = 1;
     goto done;
   }
-  shardrt_status rc = setup_optimizer(ctx, &o);
-  if (rc == SHARDRT_OK) rc = gpt_run_register(ctx, &reg, rt_pid);
+  shardrt_status rc = gpt_run_register(ctx, &reg, rt_pid);
   if (rc == SHARDRT_OK) rc = shardrt_finalize(ctx);
   if (rc == SHARDRT_OK) rc = gpt_run_init(&run, ctx, &reg, rt_pid, rows, T);
   if (rc == SHARDRT_OK) rc = gpt_run_set_weights(&run, o.seed, pl->sync_module_states);

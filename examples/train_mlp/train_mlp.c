@@ -312,33 +312,13 @@ int main(int argc, char **argv) {
   if (help) return usage(stdout);
   if (ex_reject_leftovers(argc, argv, prog)) return usage(stderr);
 
-  shardrt_ctx_params cp;
-  shardrt_ctx_params_default(&cp);
-  cp.device = o.device;
-  cp.comm = o.comm;
-  cp.plan = &plan;
   shardrt_ctx *ctx = NULL;
-  EX_TRY(prog, shardrt_ctx_create(&cp, &ctx));
+  int code = ex_context_create(prog, &o, &plan, &ctx);
+  if (code) return code;
   int world = shardrt_world_size(ctx), rank = shardrt_rank(ctx);
   const shardrt_plan *pl = shardrt_get_plan(ctx);
   int A = pl->gradient_accumulation_steps;
-  int code = 0;
-  if (o.global_batch % (A * world) != 0) {
-    if (rank == 0)
-      fprintf(stderr,
-              "%s: error: --global_batch %d must be divisible by gradient_accumulation_steps (%d) x world size (%d)\n",
-              prog, o.global_batch, A, world);
-    shardrt_ctx_destroy(ctx);
-    return 2;
-  }
-  shardrt_optim_params op;
-  shardrt_optim_params_default(&op);
-  op.kind = strcmp(o.optimizer, "sgd") == 0 ? SHARDRT_OPTIM_SGD : SHARDRT_OPTIM_ADAMW;
-  op.lr = o.lr;
-  op.weight_decay = o.weight_decay;
-  op.momentum = op.kind == SHARDRT_OPTIM_SGD ? o.momentum : 0;
-  shardrt_status rc = shardrt_set_optimizer(ctx, &op);
-  if (rc == SHARDRT_OK) rc = build(ctx, &m);
+  shardrt_status rc = build(ctx, &m);
   if (rc == SHARDRT_OK) rc = shardrt_finalize(ctx);
   if (rc == SHARDRT_OK) rc = map_units(ctx, &m);
   if (rc == SHARDRT_OK) rc = init_weights(ctx, &m, o.seed, pl->sync_module_states);
