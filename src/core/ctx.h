@@ -84,6 +84,7 @@ typedef struct shardrt__unit {
   shardrt__req *reduce_req;
   shardrt__unit_phase phase;
   int fwd_pos;         /* position in the recorded forward order (-1: unseen) */
+  double t_begin;      /* start of the current forward/backward compute span (trace) */
 } shardrt__unit;
 
 typedef struct shardrt__trace shardrt__trace;
@@ -128,7 +129,6 @@ struct shardrt_ctx {
   int nallocs;
   int nvme_seq;
   shardrt__trace *trace;
-  double t_phase[2]; /* start of the current forward / backward compute span */
 };
 
 /* ---- buffers (src/core/buffer.c) ---- */

@@ -103,7 +103,7 @@ shardrt_status shardrt_begin_forward(shardrt_ctx *ctx, int unit) {
   u->phase = SHARDRT__FORWARD;
   if (forward_prefetch_on(&ctx->plan)) SHARDRT__CHECK(prefetch(ctx, u->fwd_pos + 1, +1));
   SHARDRT__CHECK(progress_all(ctx));
-  ctx->t_phase[0] = shardrt__now();
+  u->t_begin = shardrt__now();
   return SHARDRT_OK;
 }
 
@@ -113,7 +113,7 @@ shardrt_status shardrt_end_forward(shardrt_ctx *ctx, int unit) {
   if (u->phase != SHARDRT__FORWARD)
     return shardrt__error(SHARDRT_ERR_STATE, "shardrt_end_forward(%d '%s') without shardrt_begin_forward", unit,
                           u->name);
-  shardrt__trace_span(ctx->trace, "compute", u->name, ctx->t_phase[0], shardrt__now(), 0);
+  shardrt__trace_span(ctx->trace, "forward", u->name, u->t_begin, shardrt__now(), 0);
   u->phase = SHARDRT__IDLE;
   SHARDRT__CHECK(progress_all(ctx));
   if (keep_after_forward(ctx, u)) return SHARDRT_OK;
@@ -160,7 +160,7 @@ shardrt_status shardrt_begin_backward(shardrt_ctx *ctx, int unit) {
   SHARDRT__CHECK(setup_grad_view(ctx, u));
   u->phase = SHARDRT__BACKWARD;
   SHARDRT__CHECK(progress_all(ctx));
-  ctx->t_phase[1] = shardrt__now();
+  u->t_begin = shardrt__now();
   return SHARDRT_OK;
 }
 
@@ -180,7 +180,7 @@ shardrt_status shardrt_end_backward(shardrt_ctx *ctx, int unit) {
   if (u->phase != SHARDRT__BACKWARD)
     return shardrt__error(SHARDRT_ERR_STATE, "shardrt_end_backward(%d '%s') without shardrt_begin_backward", unit,
                           u->name);
-  shardrt__trace_span(ctx->trace, "compute", u->name, ctx->t_phase[1], shardrt__now(), 0);
+  shardrt__trace_span(ctx->trace, "backward", u->name, u->t_begin, shardrt__now(), 0);
   u->phase = SHARDRT__IDLE;
   /* One reduction in flight: the previous unit's overlapped this backward. */
   SHARDRT__CHECK(drain_reductions(ctx, u));

@@ -31,8 +31,8 @@ shardrt_status shardrt__trace_open(shardrt__trace **out, const char *path, int r
   t->t_origin = -1.0;
   fprintf(t->f, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
   fprintf(t->f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"args\":{\"name\":\"rank %d\"}}", rank, rank);
-  static const char *const tracks[] = {"compute", "comm", "wait", "step"};
-  for (int i = 0; i < 4; i++)
+  static const char *const tracks[] = {"compute", "comm", "wait", "step", "units"};
+  for (int i = 0; i < 5; i++)
     fprintf(t->f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":\"%s\"}}", rank,
             i, tracks[i]);
   t->first = false;
@@ -44,6 +44,8 @@ static int track(const char *cat) {
   if (strcmp(cat, "comm") == 0) return 1;
   if (strcmp(cat, "wait") == 0) return 2;
   if (strcmp(cat, "step") == 0) return 3;
+  /* Unit spans nest (the root unit encloses the blocks): a track of their own. */
+  if (strcmp(cat, "forward") == 0 || strcmp(cat, "backward") == 0) return 4;
   return 0;
 }
 

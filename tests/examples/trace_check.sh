@@ -16,9 +16,16 @@ for rank in (0, 1):
     ev = json.load(open(f"{t}/trace_{rank}.json"))["traceEvents"]
     spans = [e for e in ev if e.get("ph") == "X"]
     cats = {e["cat"] for e in spans}
-    assert {"compute", "comm", "wait", "step"} <= cats, f"rank {rank}: categories {cats}"
-    names = {e["name"] for e in spans if e["cat"] == "compute"}
-    assert any(n.startswith("h.") for n in names), f"rank {rank}: no per-block compute span in {names}"
+    assert {"forward", "backward", "comm", "wait", "step"} <= cats, f"rank {rank}: categories {cats}"
+    for phase in ("forward", "backward"):
+        names = {e["name"] for e in spans if e["cat"] == phase}
+        assert any(n.startswith("h.") for n in names), f"rank {rank}: no per-block {phase} span in {names}"
+        assert "root" in names, f"rank {rank}: no {phase} span of the root unit"
+    # the root unit's forward encloses the blocks' forward spans
+    fwd = [e for e in spans if e["cat"] == "forward"]
+    root = [e for e in fwd if e["name"] == "root"][0]
+    inner = [e for e in fwd if e["name"].startswith("h.") and e["ts"] >= root["ts"]][0]
+    assert inner["ts"] + inner["dur"] <= root["ts"] + root["dur"] + 1e-3, (root, inner)
     comm = [e for e in spans if e["cat"] == "comm"]
     assert all(e["args"]["bytes"] > 0 for e in comm), "a collective without bytes"
     kinds = {e["name"] for e in comm}
