@@ -10,9 +10,10 @@
 
 #include <cmocka.h>
 
+#include "../mpi_test_main.h"
+
 #include "mini_model.h"
 
-static int g_world;
 
 static shardrt_plan plan_of(shardrt_flavor fl, shardrt_strategy s, shardrt_mixed_precision mp) {
   shardrt_plan p;
@@ -161,8 +162,7 @@ static void test_full_shard_scales(void **state) {
 }
 
 int main(void) {
-  MPI_Init(NULL, NULL);
-  MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+  shardrt_test_mpi_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_zero_memory_formula),
       cmocka_unit_test(test_fsdp_precision_rows),
@@ -170,13 +170,5 @@ int main(void) {
       cmocka_unit_test(test_full_shard_scales),
       cmocka_unit_test(test_reuse_distance),
   };
-  int rank;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  char name[64];
-  snprintf(name, sizeof name, "accounting_world%d_rank%d", g_world, rank);
-  int failed = _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
-  int any = 0;
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any ? 1 : 0;
+  SHARDRT_TEST_MPI_RUN("accounting", tests);
 }

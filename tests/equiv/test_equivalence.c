@@ -12,9 +12,10 @@
 
 #include <cmocka.h>
 
+#include "../mpi_test_main.h"
+
 #include "mini_model.h"
 
-static int g_world;
 
 static shardrt_plan base_plan(shardrt_flavor fl, shardrt_strategy s) {
   shardrt_plan p;
@@ -156,21 +157,12 @@ static void test_offload_cpu_and_nvme(void **state) {
 }
 
 int main(void) {
-  MPI_Init(NULL, NULL);
-  MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+  shardrt_test_mpi_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fp32_every_strategy),      cmocka_unit_test(test_accumulation_both_modes),
       cmocka_unit_test(test_clipping),                 cmocka_unit_test(test_bf16_mixed_precision),
       cmocka_unit_test(test_fsdp_bf16_no_mixed_precision), cmocka_unit_test(test_fp16_loss_scaling),
       cmocka_unit_test(test_offload_cpu_and_nvme),
   };
-  int rank;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  char name[64];
-  snprintf(name, sizeof name, "equivalence_world%d_rank%d", g_world, rank);
-  int failed = _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
-  int any = 0;
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any ? 1 : 0;
+  SHARDRT_TEST_MPI_RUN("equivalence", tests);
 }

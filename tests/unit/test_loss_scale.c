@@ -12,9 +12,10 @@
 
 #include <cmocka.h>
 
+#include "../mpi_test_main.h"
+
 #include "shardrt.h"
 
-static int g_rank, g_world;
 
 static shardrt_ctx *make(shardrt_strategy s, int *pid) {
   shardrt_plan p;
@@ -100,16 +101,10 @@ static void test_scaler_no_shard(void **state) { scaler_sequence(SHARDRT_NO_SHAR
 static void test_scaler_full_shard(void **state) { scaler_sequence(SHARDRT_FULL_SHARD); }
 
 int main(void) {
-  MPI_Init(NULL, NULL);
-  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+  shardrt_test_mpi_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scaler_no_shard),
       cmocka_unit_test(test_scaler_full_shard),
   };
-  int failed = cmocka_run_group_tests(tests, NULL, NULL);
-  int any = 0;
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any ? 1 : 0;
+  SHARDRT_TEST_MPI_RUN("loss_scale", tests);
 }

@@ -11,9 +11,10 @@
 
 #include <cmocka.h>
 
+#include "../mpi_test_main.h"
+
 #include "shardrt.h"
 
-static int g_rank, g_world;
 
 static shardrt_ctx *mk(const shardrt_plan *plan, int fail_after) {
   shardrt_ctx_params cp;
@@ -164,18 +165,12 @@ static void test_world_the_config_cannot_serve(void **state) {
 }
 
 int main(void) {
-  MPI_Init(NULL, NULL);
-  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+  shardrt_test_mpi_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lifecycle_order),   cmocka_unit_test(test_registry_bad_input),
       cmocka_unit_test(test_wrap_class_missing), cmocka_unit_test(test_ranks_disagree),
       cmocka_unit_test(test_allocation_failure), cmocka_unit_test(test_missing_device_and_backend),
       cmocka_unit_test(test_world_the_config_cannot_serve),
   };
-  int failed = cmocka_run_group_tests(tests, NULL, NULL);
-  int any = 0;
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any ? 1 : 0;
+  SHARDRT_TEST_MPI_RUN("runtime_errors", tests);
 }
