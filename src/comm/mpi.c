@@ -5,6 +5,7 @@
  * floats travel as MPI datatypes of their own with sum operators that
  * accumulate in fp32, one element at a time in rank order as MPI applies
  * them. */
+#include <limits.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,17 @@ static MPI_Op mpi_sum(const mpi_comm *m, shardrt_dtype dt) {
   return dt == SHARDRT_F32 ? MPI_SUM : dt == SHARDRT_BF16 ? m->sum_bf16 : m->sum_f16;
 }
 
+/* MPI counts are ints: a collective over more elements is refused with a
+ * clear message instead of wrapping around. */
+static shardrt_status check_count(size_t count, int size, const char *what) {
+  if (count * (size_t)(size > 0 ? size : 1) > (size_t)INT_MAX)
+    return shardrt__error(SHARDRT_ERR_UNSUPPORTED,
+                          "%s of %zu elements x %d ranks exceeds MPI's int count (%d): split the model into smaller "
+                          "units (fsdp_auto_wrap_policy) or use the nccl backend",
+                          what, count, size, INT_MAX);
+  return SHARDRT_OK;
+}
+
 static shardrt_status new_req(shardrt__req **req) {
   *req = malloc(sizeof **req);
   if (!*req) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "MPI request allocation failed");
@@ -101,6 +113,7 @@ static shardrt_status mpi_all_gather(void *self, shardrt__group g, const void *s
   size_t es = shardrt_dtype_size(dt), piece = count * es;
   bool in_place = (const char *)send == (const char *)recv + (size_t)rank * piece;
   *req = NULL;
+  SHARDRT__CHECK(check_count(count, size, "all_gather"));
   if (staged(m)) {
     SHARDRT__CHECK(stage_reserve(m, piece * size));
     char *h = m->stage;
@@ -123,6 +136,7 @@ static shardrt_status mpi_reduce_scatter(void *self, shardrt__group g, const voi
   MPI_Comm_size(m->comm[g], &size);
   size_t piece = count * shardrt_dtype_size(dt);
   *req = NULL;
+  SHARDRT__CHECK(check_count(count, size, "reduce_scatter"));
   if (staged(m)) {
     SHARDRT__CHECK(stage_reserve(m, piece * (size + 1)));
     char *h = m->stage;
@@ -142,6 +156,7 @@ static shardrt_status mpi_all_reduce(void *self, shardrt__group g, void *buf, si
   mpi_comm *m = self;
   size_t bytes = count * shardrt_dtype_size(dt);
   *req = NULL;
+  SHARDRT__CHECK(check_count(count, 1, "all_reduce"));
   if (staged(m)) {
     SHARDRT__CHECK(stage_reserve(m, bytes));
     SHARDRT__CHECK(to_host(m, m->stage, buf, bytes));
@@ -160,6 +175,7 @@ static shardrt_status mpi_broadcast(void *self, shardrt__group g, void *buf, siz
   mpi_comm *m = self;
   size_t bytes = count * shardrt_dtype_size(dt);
   *req = NULL;
+  SHARDRT__CHECK(check_count(bytes, 1, "broadcast"));
   if (staged(m)) {
     SHARDRT__CHECK(stage_reserve(m, bytes));
     SHARDRT__CHECK(to_host(m, m->stage, buf, bytes));
