@@ -147,9 +147,9 @@ void shardrt_ctx_destroy(shardrt_ctx *ctx) {
     if (u->gather_req) shardrt__wait(ctx, &u->gather_req, SHARDRT_COLL_ALL_GATHER);
     if (u->reduce_req) shardrt__wait(ctx, &u->reduce_req, SHARDRT_COLL_REDUCE_SCATTER);
     if (!u->full_alias) shardrt__buf_free(ctx, &u->full);
-    if (!u->gview_alias) shardrt__buf_free(ctx, &u->gview);
+    if (!u->gview_alias && u->gview.p != u->grad.p) shardrt__buf_free(ctx, &u->gview);
     if (!u->accum_alias) shardrt__buf_free(ctx, &u->accum);
-    shardrt__buf_free(ctx, &u->red);
+    if (u->red.p != u->grad.p) shardrt__buf_free(ctx, &u->red); /* else it is the grad store */
     shardrt__buf_free(ctx, &u->red_out);
     shardrt__buf *persist[] = {&u->param, &u->master, &u->grad, &u->m, &u->v};
     for (size_t k = 0; k < sizeof persist / sizeof persist[0]; k++) shardrt__buf_free(ctx, persist[k]);

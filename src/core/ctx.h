@@ -64,6 +64,7 @@ typedef struct shardrt__unit {
   int64_t opt_off, opt_n;  /* the optimizer partition this rank updates */
   const struct shardrt__strategy_i *strat;
   bool shard_params, shard_grads, shard_optim;
+  bool ignored; /* fsdp_ignored_modules: kept replicated */
 
   /* Persistent state. */
   shardrt__buf param;  /* stored params: full or this rank's shard */
@@ -106,6 +107,7 @@ struct shardrt_ctx {
   shardrt__unit *units;
   int nunits;
   bool finalized;
+  bool finalize_failed; /* units half-built: the context cannot be finalized again */
 
   shardrt_optim_params opt;
   int64_t step;

@@ -182,8 +182,9 @@ shardrt_status shardrt_end_backward(shardrt_ctx *ctx, int unit) {
                           u->name);
   shardrt__trace_span(ctx->trace, "backward", u->name, u->t_begin, shardrt__now(), 0);
   u->phase = SHARDRT__IDLE;
-  /* One reduction in flight: the previous unit's overlapped this backward. */
-  SHARDRT__CHECK(drain_reductions(ctx, u));
+  /* One reduction in flight: the previous unit's overlapped this backward;
+   * finish it (and this unit's own from an earlier micro-batch) first. */
+  SHARDRT__CHECK(drain_reductions(ctx, NULL));
   shardrt__buf src = {0};
   bool reduce_now = true;
   if (p->accum_mode == SHARDRT_ACCUM_NO_SYNC) {

@@ -132,6 +132,10 @@ shardrt_status shardrt_plan_resolve(shardrt_plan *p, int world) {
    * optimizer-dtype copy of the parameters (DeepSpeed's CPU master). */
   if (p->offload_optimizer != SHARDRT_OFFLOAD_NONE && p->offload_params == SHARDRT_OFFLOAD_NONE)
     p->master_weights = true;
+  /* Offloaded params next to an on-device optimizer: the optimizer keeps its
+   * copy on the device and the offloaded params are refreshed from it. */
+  if (p->offload_params != SHARDRT_OFFLOAD_NONE && p->offload_optimizer == SHARDRT_OFFLOAD_NONE)
+    p->master_weights = true;
 
   if (p->accum_mode == SHARDRT_ACCUM_AUTO)
     p->accum_mode = p->shard_grads ? SHARDRT_ACCUM_REDUCE_EACH : SHARDRT_ACCUM_NO_SYNC;
@@ -145,6 +149,9 @@ shardrt_status shardrt_plan_resolve(shardrt_plan *p, int world) {
   if (p->wrap_policy == SHARDRT_WRAP_SIZE_BASED && p->min_num_params < 1)
     return shardrt__error(SHARDRT_ERR_CONFIG, "plan: SIZE_BASED_WRAP needs fsdp_min_num_params >= 1 (got %lld)",
                           (long long)p->min_num_params);
+  if (p->initial_scale_power < 0 || p->initial_scale_power > 62)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "plan: initial_scale_power is %d; it must be in 0..62",
+                          p->initial_scale_power);
   if (p->loss_scale < 0 || p->min_loss_scale <= 0 || p->loss_scale_window < 1 || p->hysteresis < 1)
     return shardrt__error(SHARDRT_ERR_CONFIG,
                           "plan: fp16 loss scaling needs loss_scale >= 0, min_loss_scale > 0, loss_scale_window >= 1 "

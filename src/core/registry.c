@@ -117,13 +117,14 @@ static shardrt_status check_same_model(shardrt_ctx *ctx) {
   free(all);
   if (bad < 0) return SHARDRT_OK;
   /* Name the first differing parameter: compare counts, then each shape. */
-  int counts[2] = {ctx->nparams, 0};
-  MPI_Allreduce(&ctx->nparams, &counts[1], 1, MPI_INT, MPI_MAX, ctx->mpi_world);
-  if (counts[1] != ctx->nparams)
+  int lo = 0, hi = 0;
+  MPI_Allreduce(&ctx->nparams, &lo, 1, MPI_INT, MPI_MIN, ctx->mpi_world);
+  MPI_Allreduce(&ctx->nparams, &hi, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
+  if (lo != hi) /* every rank sees it: none goes on into the per-parameter check */
     return shardrt__error(SHARDRT_ERR_MISMATCH,
-                          "ranks registered different models: rank %d has %d parameters, another rank has %d "
-                          "(every rank must register the same modules and parameters)",
-                          ctx->rank, ctx->nparams, counts[1]);
+                          "ranks registered different models: rank %d has %d parameters, the ranks have between %d "
+                          "and %d (every rank must register the same modules and parameters)",
+                          ctx->rank, ctx->nparams, lo, hi);
   for (int i = 0; i < ctx->nparams; i++) {
     int64_t mine[9] = {ctx->params[i].ndim};
     memcpy(mine + 1, ctx->params[i].shape, sizeof ctx->params[i].shape);
@@ -144,6 +145,8 @@ static shardrt_status check_same_model(shardrt_ctx *ctx) {
 shardrt_status shardrt_finalize(shardrt_ctx *ctx) {
   if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_finalize: ctx is NULL");
   if (ctx->finalized) return shardrt__error(SHARDRT_ERR_STATE, "shardrt_finalize called twice");
+  if (ctx->finalize_failed)
+    return shardrt__error(SHARDRT_ERR_STATE, "shardrt_finalize failed before; destroy this context and start again");
   if (ctx->nparams == 0)
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_finalize: no parameters were registered");
   SHARDRT__CHECK(check_same_model(ctx));
@@ -153,7 +156,10 @@ shardrt_status shardrt_finalize(shardrt_ctx *ctx) {
   int bad = rc != SHARDRT_OK, any = 0;
   MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
   if (any && !bad) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "finalize failed on another rank");
-  if (rc != SHARDRT_OK) return rc;
+  if (rc != SHARDRT_OK) {
+    ctx->finalize_failed = true;
+    return rc;
+  }
   ctx->order = malloc(sizeof(int) * (size_t)ctx->nunits);
   if (!ctx->order) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "finalize: order table");
   ctx->finalized = true;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Parameter values in and out (set, get, root scatter/gather) and the
  * optimizer-state access that checkpoints use (src/core/state.h). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,9 @@ static shardrt_status check_param(const shardrt_ctx *ctx, int pid, const char *f
 /* Writes `n` values of unit flat coordinates [off, off+n) into every stored
  * copy this rank owns: the stored params (full or shard) and the master. */
 static shardrt_status store_range(shardrt_ctx *ctx, shardrt__unit *u, int64_t off, int64_t n, const float *v) {
+  if (u->phase != SHARDRT__IDLE)
+    return shardrt__error(SHARDRT_ERR_STATE, "setting parameters of unit '%s' while it is in %s: set them between steps",
+                          u->name, u->phase == SHARDRT__FORWARD ? "forward" : "backward");
   int64_t c0 = u->shard_params ? u->shard_off : 0, c1 = u->shard_params ? u->shard_off + u->shard_n : u->padded;
   int64_t s;
   int64_t len = shardrt__overlap(off, off + n, c0, c1, &s);
@@ -29,9 +33,7 @@ static shardrt_status store_range(shardrt_ctx *ctx, shardrt__unit *u, int64_t of
     len = shardrt__overlap(off, off + n, u->opt_off, u->opt_off + u->opt_n, &s);
     if (len) SHARDRT__CHECK(shardrt__buf_write_f32(ctx, &u->master, s - u->opt_off, len, v + (s - off)));
   }
-  u->full_valid = u->full_alias;
-  if (!u->full_alias && u->phase == SHARDRT__IDLE) shardrt__buf_free(ctx, &u->full);
-  return SHARDRT_OK;
+  return shardrt__full_drop(ctx, u);
 }
 
 shardrt_status shardrt_param_set(shardrt_ctx *ctx, int pid, const float *values) {
@@ -127,17 +129,26 @@ shardrt_status shardrt__state_refresh(shardrt_ctx *ctx) {
     if (u->master.p)
       SHARDRT__CHECK(shardrt__buf_cast(ctx, &u->param, u->shard_params ? 0 : u->opt_off, &u->master, 0, u->opt_n));
     if (!u->shard_params && u->shard_optim) SHARDRT__CHECK(shardrt__allgather_params(ctx, u));
-    u->full_valid = u->full_alias;
-    if (!u->full_alias && u->phase == SHARDRT__IDLE) shardrt__buf_free(ctx, &u->full);
+    SHARDRT__CHECK(shardrt__full_drop(ctx, u));
   }
   return ctx->dev.i->sync(ctx->dev.self);
 }
 
 /* The optimizer partitions of the ranks of this rank's shard group, in
  * group order, concatenated, are the padded unit: gather them. */
+/* MPI counts and displacements are ints; every rank decides alike. */
+static shardrt_status fits_int(const shardrt__unit *u, const char *what) {
+  if (u->padded > INT_MAX)
+    return shardrt__error(SHARDRT_ERR_UNSUPPORTED,
+                          "%s: unit '%s' has %lld elements, more than MPI's int count: split it (wrap policy)", what,
+                          u->name, (long long)u->padded);
+  return SHARDRT_OK;
+}
+
 shardrt_status shardrt__unit_gather_to_root(shardrt_ctx *ctx, int unit, int root, float *out) {
   SHARDRT__CHECK(shardrt__check_unit(ctx, unit, "shardrt__unit_gather_to_root"));
   shardrt__unit *u = &ctx->units[unit];
+  SHARDRT__CHECK(fits_int(u, "gather to root"));
   int g = ctx->plan.shard_group_size;
   bool in_root_group = ctx->rank / g == root / g;
   if (!u->shard_optim) {
@@ -170,6 +181,7 @@ shardrt_status shardrt__unit_gather_to_root(shardrt_ctx *ctx, int unit, int root
 shardrt_status shardrt__unit_scatter_from_root(shardrt_ctx *ctx, int unit, int root, const float *in) {
   SHARDRT__CHECK(shardrt__check_unit(ctx, unit, "shardrt__unit_scatter_from_root"));
   shardrt__unit *u = &ctx->units[unit];
+  SHARDRT__CHECK(fits_int(u, "scatter from root"));
   int64_t n = u->opt_n;
   float *mine = malloc(sizeof(float) * (size_t)n);
   float *send = NULL;
@@ -213,6 +225,7 @@ shardrt_status shardrt_param_get(shardrt_ctx *ctx, int pid, float *out) {
   if (!out) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_param_get: out is NULL");
   const shardrt__param *p = &ctx->params[pid];
   shardrt__unit *u = &ctx->units[p->unit];
+  SHARDRT__CHECK(fits_int(u, "shardrt_param_get"));
   float *full = malloc(sizeof(float) * (size_t)u->padded);
   if (!full) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "shardrt_param_get: %lld floats", (long long)u->padded);
   shardrt_status rc = shardrt__unit_gather_to_root(ctx, p->unit, 0, ctx->rank == 0 ? full : NULL);

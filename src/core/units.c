@@ -75,19 +75,33 @@ static shardrt_status choose_wrapped(shardrt_ctx *ctx, const int *parent, bool *
     /* Bottom-up like torch's size_based_auto_wrap_policy: a module whose
      * not-yet-wrapped subtree holds >= min_num_params becomes a unit. */
     int64_t *rest = calloc((size_t)ctx->nmodules, sizeof *rest);
-    if (!rest) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "wrap policy scratch");
-    for (int m = 0; m < ctx->nmodules; m++) rest[m] = module_numel(ctx, m);
-    for (int m = ctx->nmodules - 1; m >= 0; m--) {
-      /* children are registered after parents: by now rest[m] includes them */
-      if (rest[m] >= p->min_num_params && parent[m] >= 0) wrapped[m] = true;
-      else if (parent[m] >= 0) rest[parent[m]] += rest[m];
+    int *depth = calloc((size_t)ctx->nmodules, sizeof *depth);
+    if (!rest || !depth) {
+      free(rest);
+      free(depth);
+      return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "wrap policy scratch");
     }
+    int maxd = 0;
+    for (int m = 0; m < ctx->nmodules; m++) {
+      rest[m] = module_numel(ctx, m);
+      for (int a = parent[m]; a >= 0; a = parent[a]) depth[m]++;
+      if (depth[m] > maxd) maxd = depth[m];
+    }
+    /* Deepest first, whatever the registration order: children's leftovers
+     * reach their parent before the parent decides. */
+    for (int d = maxd; d >= 1; d--)
+      for (int m = 0; m < ctx->nmodules; m++) {
+        if (depth[m] != d) continue;
+        if (rest[m] >= p->min_num_params) wrapped[m] = true;
+        else rest[parent[m]] += rest[m];
+      }
+    free(depth);
     free(rest);
   }
   return SHARDRT_OK;
 }
 
-static shardrt_status add_unit(shardrt_ctx *ctx, const char *name) {
+static shardrt_status add_unit(shardrt_ctx *ctx, const char *name, bool ignored) {
   shardrt__unit *nu = realloc(ctx->units, sizeof *nu * (size_t)(ctx->nunits + 1));
   if (!nu) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "unit table");
   ctx->units = nu;
@@ -95,6 +109,7 @@ static shardrt_status add_unit(shardrt_ctx *ctx, const char *name) {
   memset(u, 0, sizeof *u);
   u->name = strdup(name);
   u->fwd_pos = -1;
+  u->ignored = ignored;
   if (!u->name) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "unit name");
   return SHARDRT_OK;
 }
@@ -123,34 +138,26 @@ shardrt_status shardrt__build_units(shardrt_ctx *ctx) {
     have_ignore = true;
   }
   /* Unit of each module: its nearest wrapped ancestor-or-self, else root.
-   * Ignored modules (and their descendants) form one replicated unit. */
+   * Ignored modules (and their descendants) form one replicated unit. A
+   * wrapped module's unit is made when first needed, so a child registered
+   * before its parent finds it too. */
   int root = -1, ignored = -1;
+  for (int m = 0; m < ctx->nmodules; m++) unit_of[m] = -1;
   for (int m = 0; m < ctx->nmodules; m++) {
-    int a = m;
     bool is_ignored = false;
-    for (int x = m; x >= 0; x = parent[x])
-      if (have_ignore && regexec(&ignore, ctx->modules[x].name, 0, NULL, 0) == 0) is_ignored = true;
+    for (int x = m; x >= 0 && !is_ignored; x = parent[x])
+      is_ignored = have_ignore && regexec(&ignore, ctx->modules[x].name, 0, NULL, 0) == 0;
+    int a = m;
     while (a >= 0 && !wrapped[a]) a = parent[a];
-    if (is_ignored) {
-      if (ignored < 0) {
-        SHARDRT__CHECK_GOTO(add_unit(ctx, "ignored"), rc, out);
-        ignored = ctx->nunits - 1;
-      }
-      unit_of[m] = ignored;
-    } else if (a >= 0 && a != m) {
-      unit_of[m] = unit_of[a];
-    } else if (a == m) {
-      SHARDRT__CHECK_GOTO(add_unit(ctx, ctx->modules[m].name), rc, out);
-      unit_of[m] = ctx->nunits - 1;
-    } else {
-      if (root < 0) {
-        SHARDRT__CHECK_GOTO(add_unit(ctx, "root"), rc, out);
-        root = ctx->nunits - 1;
-      }
-      unit_of[m] = root;
+    int *slot = is_ignored ? &ignored : a >= 0 ? &unit_of[a] : &root;
+    if (*slot < 0) {
+      SHARDRT__CHECK_GOTO(add_unit(ctx, is_ignored ? "ignored" : a >= 0 ? ctx->modules[a].name : "root", is_ignored),
+                          rc, out);
+      *slot = ctx->nunits - 1;
     }
-    ctx->modules[m].unit = unit_of[m];
+    ctx->modules[m].unit = *slot;
   }
+  for (int m = 0; m < ctx->nmodules; m++) unit_of[m] = ctx->modules[m].unit;
   /* Parameters in registration order within each unit. */
   for (int i = 0; i < ctx->nparams; i++) {
     shardrt__param *p = &ctx->params[i];
@@ -185,7 +192,7 @@ shardrt_status shardrt__build_units(shardrt_ctx *ctx) {
   for (int k = 0; k < ctx->nunits; k++) {
     shardrt__unit *u = &ctx->units[k];
     const shardrt__strategy_i *s = shardrt__strategy_for_stage(p->zero_stage);
-    if (k == ignored) s = &shardrt__strategy_replicate;
+    if (u->ignored) s = &shardrt__strategy_replicate;
     /* DeepSpeed keeps small parameters gathered (stage3_param_persistence_threshold). */
     else if (s == &shardrt__strategy_zero3 && p->flavor == SHARDRT_FLAVOR_DEEPSPEED &&
              u->numel < p->param_persistence_threshold)

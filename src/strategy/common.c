@@ -30,22 +30,42 @@ shardrt_status shardrt__release_after_backward(shardrt_ctx *ctx, shardrt__unit *
 
 void shardrt__invalidate_full(shardrt__unit *u) { u->full_valid = u->full_alias; }
 
+shardrt_status shardrt__full_drop(shardrt_ctx *ctx, shardrt__unit *u) {
+  shardrt_status rc = shardrt__wait(ctx, &u->gather_req, SHARDRT_COLL_ALL_GATHER);
+  if (u->phase == SHARDRT__IDLE) shardrt__full_free(ctx, u);
+  else u->full_valid = u->full_alias;
+  return rc;
+}
+
 void shardrt__full_free(shardrt_ctx *ctx, shardrt__unit *u) {
   if (!u->full_alias) shardrt__buf_free(ctx, &u->full);
   u->full_valid = u->full_alias;
 }
 
+/* A reduction that could not start leaves nothing pending: its buffers go. */
+static shardrt_status abandon(shardrt_ctx *ctx, shardrt__unit *u, shardrt_status rc) {
+  if (u->red.p != u->grad.p) shardrt__buf_free(ctx, &u->red);
+  u->red.p = NULL;
+  shardrt__buf_free(ctx, &u->red_out);
+  u->reduce_req = NULL;
+  return rc;
+}
+
 shardrt_status shardrt__reduce_all(shardrt_ctx *ctx, shardrt__unit *u, shardrt__buf *src) {
   u->red = *src; /* takes ownership (or the alias of u->grad) */
-  return shardrt__all_reduce(ctx, SHARDRT__GROUP_WORLD, u->red.p, (size_t)u->padded, u->red.dt, &u->reduce_req);
+  shardrt_status rc =
+      shardrt__all_reduce(ctx, SHARDRT__GROUP_WORLD, u->red.p, (size_t)u->padded, u->red.dt, &u->reduce_req);
+  return rc == SHARDRT_OK ? rc : abandon(ctx, u, rc);
 }
 
 shardrt_status shardrt__reduce_shards(shardrt_ctx *ctx, shardrt__unit *u, shardrt__buf *src) {
   u->red = *src;
-  SHARDRT__CHECK(shardrt__buf_alloc(ctx, &u->red_out, SHARDRT__MEM_STAGING, SHARDRT__LOC_DEVICE, u->red.dt,
-                                    u->shard_n));
-  return shardrt__reduce_scatter(ctx, SHARDRT__GROUP_SHARD, u->red.p, u->red_out.p, (size_t)u->shard_n, u->red.dt,
+  shardrt_status rc = shardrt__buf_alloc(ctx, &u->red_out, SHARDRT__MEM_STAGING, SHARDRT__LOC_DEVICE, u->red.dt,
+                                         u->shard_n);
+  if (rc == SHARDRT_OK)
+    rc = shardrt__reduce_scatter(ctx, SHARDRT__GROUP_SHARD, u->red.p, u->red_out.p, (size_t)u->shard_n, u->red.dt,
                                  &u->reduce_req);
+  return rc == SHARDRT_OK ? rc : abandon(ctx, u, rc);
 }
 
 shardrt_status shardrt__finish_reduce(shardrt_ctx *ctx, shardrt__unit *u) {
@@ -71,6 +91,21 @@ shardrt_status shardrt__finish_reduce(shardrt_ctx *ctx, shardrt__unit *u) {
 
 shardrt_status shardrt__allgather_params(shardrt_ctx *ctx, shardrt__unit *u) {
   shardrt__req *req = NULL;
+  if (u->param.loc != SHARDRT__LOC_DEVICE && ctx->dev.is_cuda) {
+    /* Offloaded whole params (FSDP offload with SHARD_GRAD_OP / ZeRO-1):
+     * collectives take device buffers, so gather through one. */
+    shardrt__buf tmp;
+    shardrt_status rc = shardrt__buf_alloc(ctx, &tmp, SHARDRT__MEM_STAGING, SHARDRT__LOC_DEVICE, u->param.dt,
+                                           u->padded);
+    if (rc == SHARDRT_OK) rc = shardrt__buf_cast(ctx, &tmp, u->shard_off, &u->param, u->shard_off, u->shard_n);
+    if (rc == SHARDRT_OK)
+      rc = shardrt__all_gather(ctx, SHARDRT__GROUP_SHARD, shardrt__at(&tmp, u->shard_off), tmp.p, (size_t)u->shard_n,
+                               tmp.dt, &req);
+    if (rc == SHARDRT_OK) rc = shardrt__wait(ctx, &req, SHARDRT_COLL_ALL_GATHER);
+    if (rc == SHARDRT_OK) rc = shardrt__buf_cast(ctx, &u->param, 0, &tmp, 0, u->padded);
+    shardrt__buf_free(ctx, &tmp);
+    return rc;
+  }
   SHARDRT__CHECK(shardrt__all_gather(ctx, SHARDRT__GROUP_SHARD, shardrt__at(&u->param, u->shard_off), u->param.p,
                                      (size_t)u->shard_n, u->param.dt, &req));
   return shardrt__wait(ctx, &req, SHARDRT_COLL_ALL_GATHER);

@@ -48,6 +48,10 @@ shardrt_status shardrt__full_from_param(shardrt_ctx *ctx, shardrt__unit *u);
 shardrt_status shardrt__full_gather_shards(shardrt_ctx *ctx, shardrt__unit *u);
 /* Frees u->full unless it aliases the stored params. */
 void shardrt__full_free(shardrt_ctx *ctx, shardrt__unit *u);
+/* The stored params changed: completes a gather (prefetch) still writing
+ * into u->full, then drops the stale copy (kept allocated while the unit is
+ * in use, when the caller re-gathers it). */
+shardrt_status shardrt__full_drop(shardrt_ctx *ctx, shardrt__unit *u);
 /* all-reduce src over WORLD, then u->grad += src. */
 shardrt_status shardrt__reduce_all(shardrt_ctx *ctx, shardrt__unit *u, shardrt__buf *src);
 /* reduce-scatter src over SHARD (+ replica all-reduce), u->grad += shard. */

@@ -11,7 +11,9 @@ static shardrt_status release(shardrt_ctx *ctx, shardrt__unit *u, bool after_bac
   return SHARDRT_OK;
 }
 
-static shardrt_status after_update(shardrt_ctx *ctx, shardrt__unit *u) { return SHARDRT_OK; }
+/* A copy gathered before the update (prefetched, or kept by the reuse
+ * distance) holds the old values: drop it. */
+static shardrt_status after_update(shardrt_ctx *ctx, shardrt__unit *u) { return shardrt__full_drop(ctx, u); }
 
 const shardrt__strategy_i shardrt__strategy_zero3 = {
     .name = "zero3",
