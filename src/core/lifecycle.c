@@ -123,6 +123,8 @@ shardrt_status shardrt_end_forward(shardrt_ctx *ctx, int unit) {
 static shardrt_status setup_grad_view(shardrt_ctx *ctx, shardrt__unit *u) {
   const shardrt_plan *p = &ctx->plan;
   shardrt_dtype cdt = p->compute_dtype;
+  if (!u->gview_alias) shardrt__buf_free(ctx, &u->gview); /* left by a failed end_backward */
+  u->gview.p = NULL;
   if (p->accum_mode == SHARDRT_ACCUM_NO_SYNC) {
     if (!u->accum.p) {
       /* Accumulate in the reduce dtype; reuse the grad store when it is the
@@ -203,10 +205,14 @@ shardrt_status shardrt_end_backward(shardrt_ctx *ctx, int unit) {
     src = u->gview;
     memset(&u->gview, 0, sizeof u->gview);
   } else {
-    SHARDRT__CHECK(shardrt__buf_alloc(ctx, &src, SHARDRT__MEM_GATHERED, SHARDRT__LOC_DEVICE, p->reduce_dtype,
-                                      u->padded));
-    SHARDRT__CHECK(shardrt__buf_cast(ctx, &src, 0, &u->gview, 0, u->padded));
+    shardrt_status rc = shardrt__buf_alloc(ctx, &src, SHARDRT__MEM_GATHERED, SHARDRT__LOC_DEVICE, p->reduce_dtype,
+                                           u->padded);
+    if (rc == SHARDRT_OK) rc = shardrt__buf_cast(ctx, &src, 0, &u->gview, 0, u->padded);
     shardrt__buf_free(ctx, &u->gview);
+    if (rc != SHARDRT_OK) {
+      shardrt__buf_free(ctx, &src);
+      return rc;
+    }
   }
   if (reduce_now) SHARDRT__CHECK(u->strat->reduce(ctx, u, &src));
   SHARDRT__CHECK(u->strat->release(ctx, u, true));
