@@ -22,24 +22,27 @@ void shardrt_fsdp_plugin_default(shardrt_fsdp_plugin *p) {
 }
 
 void shardrt_deepspeed_plugin_default(shardrt_deepspeed_plugin *p) {
+  /* DeepSpeed's knob defaults live in one place: the plan's defaults. */
+  shardrt_plan d;
+  shardrt_plan_default(&d);
   memset(p, 0, sizeof *p);
   p->zero_stage = 2;
-  p->gradient_accumulation_steps = 1;
-  p->stage3_prefetch_bucket_size = 50000000;
-  p->stage3_param_persistence_threshold = 100000;
-  p->stage3_max_live_parameters = 1000000000;
-  p->stage3_max_reuse_distance = 1000000000;
-  p->reduce_bucket_size = 500000000;
-  p->allgather_bucket_size = 500000000;
-  p->overlap_comm = true;
-  p->contiguous_gradients = true;
+  p->gradient_accumulation_steps = d.gradient_accumulation_steps;
+  p->stage3_prefetch_bucket_size = d.prefetch_bucket_size;
+  p->stage3_param_persistence_threshold = d.param_persistence_threshold;
+  p->stage3_max_live_parameters = d.max_live_parameters;
+  p->stage3_max_reuse_distance = d.max_reuse_distance;
+  p->reduce_bucket_size = d.reduce_bucket_size;
+  p->allgather_bucket_size = d.allgather_bucket_size;
+  p->overlap_comm = d.overlap_comm;
+  p->contiguous_gradients = d.contiguous_gradients;
   p->zero_hpz_partition_size = 1;
   p->fp16_enabled = SHARDRT_AUTO;
   p->bf16_enabled = SHARDRT_AUTO;
-  p->initial_scale_power = 16;
-  p->loss_scale_window = 1000;
-  p->hysteresis = 2;
-  p->min_loss_scale = 1.0;
+  p->initial_scale_power = d.initial_scale_power;
+  p->loss_scale_window = d.loss_scale_window;
+  p->hysteresis = d.hysteresis;
+  p->min_loss_scale = d.min_loss_scale;
 }
 
 /* Splits "A, B,C" into plan->wrap_classes (trimmed, empty items skipped). */

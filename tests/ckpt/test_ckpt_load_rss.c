@@ -16,7 +16,6 @@
 #include "ck_mpi_util.h"
 
 static int g_rank, g_world;
-static char g_tmp[4096];
 
 #define CHECK(call)                                                                                          \
   do {                                                                                                       \
@@ -92,26 +91,11 @@ static void test_load_peak_rss(void **state) {
   }
 }
 
-static int setup(void **state) {
-  (void)state;
-  ck_shared_tmpdir(g_tmp, sizeof g_tmp, "rss");
-  return g_tmp[0] ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  ck_shared_rm(g_tmp);
-  return 0;
-}
-
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_world);
   if (g_world > 64) return 1;
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_load_peak_rss)};
-  int rc = cmocka_run_group_tests(tests, setup, teardown);
-  int any = 0;
-  MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any ? 1 : 0;
+  return ck_mpi_run("rss", tests, sizeof tests / sizeof tests[0]);
 }

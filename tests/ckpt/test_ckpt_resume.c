@@ -16,7 +16,6 @@
 #include "src/core/state.h"
 
 static int g_rank, g_world;
-static char g_tmp[4096];
 
 #define CHECK(call)                                                                              \
   do {                                                                                           \
@@ -292,17 +291,6 @@ static void test_load_errors(void **state) {
   shardrt_ctx_destroy(ctx);
 }
 
-static int setup(void **state) {
-  (void)state;
-  ck_shared_tmpdir(g_tmp, sizeof g_tmp, "resume");
-  return g_tmp[0] ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  ck_shared_rm(g_tmp);
-  return 0;
-}
-
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -312,9 +300,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_reshard),
       cmocka_unit_test(test_load_errors),
   };
-  int rc = cmocka_run_group_tests(tests, setup, teardown);
-  int any = 0;
-  MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any ? 1 : 0;
+  return ck_mpi_run("resume", tests, sizeof tests / sizeof tests[0]);
 }

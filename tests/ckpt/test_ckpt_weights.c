@@ -16,7 +16,6 @@
 #include "src/ckpt/safetensors.h"
 
 static int g_rank, g_world;
-static char g_tmp[4096];
 
 #define CHECK(call)                                                                                          \
   do {                                                                                                       \
@@ -156,17 +155,6 @@ static void test_errors(void **state) {
   }
 }
 
-static int setup(void **state) {
-  (void)state;
-  ck_shared_tmpdir(g_tmp, sizeof g_tmp, "weights");
-  return g_tmp[0] ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  ck_shared_rm(g_tmp);
-  return 0;
-}
-
 /* Parameter p element k = ck_exact_value(p, k) (exact in every dtype), saved in fp32. */
 static int fixture(const char *path) {
   shardrt_plan plan = ck_plan(SHARDRT_FULL_SHARD, SHARDRT_FULL_STATE_DICT);
@@ -199,9 +187,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_errors),
   };
-  int rc = cmocka_run_group_tests(tests, setup, teardown);
-  int any = 0;
-  MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any ? 1 : 0;
+  return ck_mpi_run("weights", tests, sizeof tests / sizeof tests[0]);
 }
