@@ -40,8 +40,8 @@ extern "C" cudaError_t shardrt__cuda_cast(void *dst, shardrt_dtype dst_dt, const
   if (!dst || !src) return cudaErrorInvalidValue;
   if (dst_dt == src_dt) return shardrt__cuda_move(dst, src, n * dtype_bytes(dst_dt), stream);
   bool vec = vec_ok(dst, dtype_bytes(dst_dt)) && vec_ok(src, dtype_bytes(src_dt));
-  size_t nvec = vec ? n / 4 : 0;
-  unsigned grid = grid_for(vec ? nvec + (n - nvec * 4) : n);
+  size_t nvec = shardrt__k_nvec(n, vec);
+  unsigned grid = grid_for(shardrt__k_items(n, nvec));
   return dispatch(dst_dt, [&](auto dtag) {
     typedef decltype(dtag) D;
     return dispatch(src_dt, [&](auto stag) {

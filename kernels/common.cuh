@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/launch.h"
 #include "shardrt/types.h"
 
 namespace shardrt__k {
@@ -65,10 +66,11 @@ static inline bool dtype_valid(shardrt_dtype dt) {
   return dt == SHARDRT_F32 || dt == SHARDRT_BF16 || dt == SHARDRT_F16;
 }
 
-constexpr int kThreads = 256;
+constexpr int kThreads = SHARDRT__K_THREADS;
 
-/* Grid for a grid-stride loop over `items` work items: enough blocks to fill
- * the device a few times over, never more than there is work for. */
+/* Grid for a grid-stride loop over `items` work items on the current
+ * device: enough blocks to fill it a few times over, never more than there
+ * is work for (the rule itself is shardrt__k_grid, kernels/launch.h). */
 static inline unsigned grid_for(size_t items) {
   int dev = 0, sms = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -76,10 +78,7 @@ static inline unsigned grid_for(size_t items) {
     (void)cudaGetLastError();
     sms = 132;
   }
-  size_t want = (items + kThreads - 1) / kThreads;
-  size_t cap = (size_t)sms * 8;
-  if (want > cap) want = cap;
-  return want ? (unsigned)want : 1u;
+  return shardrt__k_grid(items, sms);
 }
 
 /* Calls fn.template operator()<T>() for the C type of dt; returns

@@ -23,8 +23,8 @@ extern "C" cudaError_t shardrt__cuda_scale(void *buf, shardrt_dtype dt, size_t n
   if (!dtype_valid(dt)) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
   if (!buf) return cudaErrorInvalidValue;
-  size_t nvec = vec_ok(buf, dtype_bytes(dt)) ? n / 4 : 0;
-  unsigned grid = grid_for(nvec ? nvec + (n - nvec * 4) : n);
+  size_t nvec = shardrt__k_nvec(n, vec_ok(buf, dtype_bytes(dt)));
+  unsigned grid = grid_for(shardrt__k_items(n, nvec));
   return dispatch(dt, [&](auto tag) {
     typedef decltype(tag) T;
     scale_kernel<T><<<grid, kThreads, 0, stream>>>((T *)buf, n, nvec, factor);

@@ -49,8 +49,8 @@ extern "C" cudaError_t shardrt__cuda_sgd(void *param, shardrt_dtype param_dt, co
   if (!param || !grad) return cudaErrorInvalidValue;
   bool vec = vec_ok(param, dtype_bytes(param_dt)) && vec_ok(grad, dtype_bytes(grad_dt)) &&
              (!buf || vec_ok(buf, dtype_bytes(state_dt)));
-  size_t nvec = vec ? n / 4 : 0;
-  unsigned grid = grid_for(vec ? nvec + (n - nvec * 4) : n);
+  size_t nvec = shardrt__k_nvec(n, vec);
+  unsigned grid = grid_for(shardrt__k_items(n, nvec));
   const shardrt__sgd_args a = *args;
   return dispatch(param_dt, [&](auto ptag) {
     typedef decltype(ptag) P;

@@ -54,8 +54,8 @@ extern "C" cudaError_t shardrt__cuda_sqnorm(const void *buf, shardrt_dtype dt, s
   if (!dtype_valid(dt) || !work) return cudaErrorInvalidValue;
   if (n == 0) return cudaMemsetAsync(work, 0, sizeof(double), stream);
   if (!buf) return cudaErrorInvalidValue;
-  size_t nvec = vec_ok(buf, dtype_bytes(dt)) ? n / 4 : 0;
-  unsigned grid = grid_for(nvec ? nvec + (n - nvec * 4) : n);
+  size_t nvec = shardrt__k_nvec(n, vec_ok(buf, dtype_bytes(dt)));
+  unsigned grid = grid_for(shardrt__k_items(n, nvec));
   if (grid > kMaxPartials) grid = kMaxPartials;
   cudaError_t e = dispatch(dt, [&](auto tag) {
     typedef decltype(tag) T;

@@ -191,14 +191,14 @@ cudaError_t gpt_k_bias_backward(float *db, const float *d, int N, int OC, cudaSt
 /* ---- GELU, residual ---- */
 
 __global__ void gelu_forward_kernel(float *out, const float *inp, int n) {
-  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   float x = inp[i];
   out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
 }
 
 __global__ void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, int n) {
-  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   float x = inp[i];
   float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
@@ -207,7 +207,7 @@ __global__ void gelu_backward_kernel(float *dinp, const float *inp, const float 
 }
 
 __global__ void residual_kernel(float *out, const float *a, const float *b, int n) {
-  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = a[i] + b[i];
 }
 

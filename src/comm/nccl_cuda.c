@@ -148,9 +148,24 @@ static shardrt_status begin(nccl_backend *b) {
   return SHARDRT_OK;
 }
 
-static shardrt_status finish(nccl_backend *b, shardrt__group g, shardrt__req **req) {
-  shardrt__req *r = NULL;
-  SHARDRT__CHECK(req_get(b, &r));
+/* Takes the request before the collective is launched: a collective that
+ * runs always has a request, so the caller keeps its buffers until wait(). */
+static shardrt_status start(nccl_backend *b, shardrt__req **r) {
+  SHARDRT__CHECK(req_get(b, r));
+  shardrt_status rc = begin(b);
+  if (rc != SHARDRT_OK) {
+    req_put(b, *r);
+    *r = NULL;
+  }
+  return rc;
+}
+
+static shardrt_status finish(nccl_backend *b, shardrt__group g, shardrt__req *r, ncclResult_t launched,
+                             const char *call, int line, shardrt__req **req) {
+  if (launched != ncclSuccess) {
+    req_put(b, r);
+    return nccl_fail(launched, b->nccl[g], call, line);
+  }
   cudaError_t e = cudaEventRecord(r->done, b->stream);
   if (e != cudaSuccess) {
     req_put(b, r);
@@ -162,13 +177,30 @@ static shardrt_status finish(nccl_backend *b, shardrt__group g, shardrt__req **r
   return SHARDRT_OK;
 }
 
+/* After an asynchronous error the collectives in flight never complete and
+ * the compute stream waits on them: aborting makes their kernels exit, so
+ * sync() and teardown return instead of hanging. The backend is unusable
+ * afterwards. */
+static void abort_comms(nccl_backend *b) {
+  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
+    if (b->owns[g] && b->nccl[g]) ncclCommAbort(b->nccl[g]);
+  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++) {
+    b->nccl[g] = NULL;
+    b->owns[g] = false;
+  }
+  b->broken = true;
+}
+
 /* Checks shared by every collective; *skip is set when there is nothing to move. */
-static shardrt_status prologue(const char *op, shardrt__group g, size_t count, shardrt_dtype dt,
-                               ncclDataType_t *nt, shardrt__req **req, bool *skip) {
+static shardrt_status prologue(const nccl_backend *b, const char *op, shardrt__group g, size_t count,
+                               shardrt_dtype dt, ncclDataType_t *nt, shardrt__req **req, bool *skip) {
   if (!req) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "nccl %s: request out-pointer is NULL", op);
   *req = NULL;
   SHARDRT__CHECK(check_group(op, g));
   SHARDRT__CHECK(nccl_type(op, dt, nt));
+  if (b->broken)
+    return shardrt__error(SHARDRT_ERR_COMM, "nccl %s on %s: the NCCL communicators were aborted after an earlier "
+                          "asynchronous error; this backend cannot run collectives any more", op, group_names[g]);
   *skip = count == 0;
   return SHARDRT_OK;
 }
@@ -178,7 +210,7 @@ static shardrt_status nccl_all_gather(void *self, shardrt__group g, const void *
   nccl_backend *b = self;
   ncclDataType_t nt = ncclFloat32;
   bool skip = false;
-  SHARDRT__CHECK(prologue("all_gather", g, count, dt, &nt, req, &skip));
+  SHARDRT__CHECK(prologue(b, "all_gather", g, count, dt, &nt, req, &skip));
   if (skip) return SHARDRT_OK;
   SHARDRT__CHECK(check_device_ptr(b, "all_gather", "send", send));
   SHARDRT__CHECK(check_device_ptr(b, "all_gather", "recv", recv));
@@ -189,9 +221,10 @@ static shardrt_status nccl_all_gather(void *self, shardrt__group g, const void *
                           "nccl all_gather on %s: send %p overlaps recv %p but is not the in-place position "
                           "recv + rank(%d) * count(%zu) elements",
                           group_names[g], send, recv, b->rank[g], count);
-  SHARDRT__CHECK(begin(b));
-  NCCL_CHECK(b->nccl[g], ncclAllGather(send, recv, count, nt, b->nccl[g], b->stream));
-  return finish(b, g, req);
+  shardrt__req *r = NULL;
+  SHARDRT__CHECK(start(b, &r));
+  return finish(b, g, r, ncclAllGather(send, recv, count, nt, b->nccl[g], b->stream), "ncclAllGather", __LINE__,
+                req);
 }
 
 static shardrt_status nccl_reduce_scatter(void *self, shardrt__group g, const void *send, void *recv, size_t count,
@@ -199,7 +232,7 @@ static shardrt_status nccl_reduce_scatter(void *self, shardrt__group g, const vo
   nccl_backend *b = self;
   ncclDataType_t nt = ncclFloat32;
   bool skip = false;
-  SHARDRT__CHECK(prologue("reduce_scatter", g, count, dt, &nt, req, &skip));
+  SHARDRT__CHECK(prologue(b, "reduce_scatter", g, count, dt, &nt, req, &skip));
   if (skip) return SHARDRT_OK;
   SHARDRT__CHECK(check_device_ptr(b, "reduce_scatter", "send", send));
   SHARDRT__CHECK(check_device_ptr(b, "reduce_scatter", "recv", recv));
@@ -210,9 +243,10 @@ static shardrt_status nccl_reduce_scatter(void *self, shardrt__group g, const vo
                           "nccl reduce_scatter on %s: recv %p overlaps send %p but is not the in-place position "
                           "send + rank(%d) * count(%zu) elements",
                           group_names[g], recv, send, b->rank[g], count);
-  SHARDRT__CHECK(begin(b));
-  NCCL_CHECK(b->nccl[g], ncclReduceScatter(send, recv, count, nt, ncclSum, b->nccl[g], b->stream));
-  return finish(b, g, req);
+  shardrt__req *r = NULL;
+  SHARDRT__CHECK(start(b, &r));
+  return finish(b, g, r, ncclReduceScatter(send, recv, count, nt, ncclSum, b->nccl[g], b->stream),
+                "ncclReduceScatter", __LINE__, req);
 }
 
 static shardrt_status nccl_all_reduce(void *self, shardrt__group g, void *buf, size_t count, shardrt_dtype dt,
@@ -220,12 +254,13 @@ static shardrt_status nccl_all_reduce(void *self, shardrt__group g, void *buf, s
   nccl_backend *b = self;
   ncclDataType_t nt = ncclFloat32;
   bool skip = false;
-  SHARDRT__CHECK(prologue("all_reduce", g, count, dt, &nt, req, &skip));
+  SHARDRT__CHECK(prologue(b, "all_reduce", g, count, dt, &nt, req, &skip));
   if (skip) return SHARDRT_OK;
   SHARDRT__CHECK(check_device_ptr(b, "all_reduce", "buffer", buf));
-  SHARDRT__CHECK(begin(b));
-  NCCL_CHECK(b->nccl[g], ncclAllReduce(buf, buf, count, nt, ncclSum, b->nccl[g], b->stream));
-  return finish(b, g, req);
+  shardrt__req *r = NULL;
+  SHARDRT__CHECK(start(b, &r));
+  return finish(b, g, r, ncclAllReduce(buf, buf, count, nt, ncclSum, b->nccl[g], b->stream), "ncclAllReduce",
+                __LINE__, req);
 }
 
 static shardrt_status nccl_broadcast(void *self, shardrt__group g, void *buf, size_t count, shardrt_dtype dt,
@@ -233,15 +268,16 @@ static shardrt_status nccl_broadcast(void *self, shardrt__group g, void *buf, si
   nccl_backend *b = self;
   ncclDataType_t nt = ncclFloat32;
   bool skip = false;
-  SHARDRT__CHECK(prologue("broadcast", g, count, dt, &nt, req, &skip));
+  SHARDRT__CHECK(prologue(b, "broadcast", g, count, dt, &nt, req, &skip));
   if (root < 0 || root >= b->size[g])
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "nccl broadcast on %s: root %d is not a rank of the group "
                           "(0..%d)", group_names[g], root, b->size[g] - 1);
   if (skip) return SHARDRT_OK;
   SHARDRT__CHECK(check_device_ptr(b, "broadcast", "buffer", buf));
-  SHARDRT__CHECK(begin(b));
-  NCCL_CHECK(b->nccl[g], ncclBroadcast(buf, buf, count, nt, root, b->nccl[g], b->stream));
-  return finish(b, g, req);
+  shardrt__req *r = NULL;
+  SHARDRT__CHECK(start(b, &r));
+  return finish(b, g, r, ncclBroadcast(buf, buf, count, nt, root, b->nccl[g], b->stream), "ncclBroadcast",
+                __LINE__, req);
 }
 
 static shardrt_status nccl_wait(void *self, shardrt__req *req) {
@@ -255,13 +291,21 @@ static shardrt_status nccl_wait(void *self, shardrt__req *req) {
   cudaStream_t compute = (cudaStream_t)b->dev->i->stream(b->dev->self);
   if (e == cudaSuccess) e = cudaStreamWaitEvent(compute, req->done, 0);
   if (e != cudaSuccess) rc = shardrt__cuda_fail(e, "cudaStreamWaitEvent(compute, request)", __FILE__, __LINE__);
+  if (b->broken) {
+    /* Its communicator is gone (aborted after an earlier error); the
+     * compute stream's wait above still completes, as abort ended it. */
+    req_put(b, req);
+    return rc != SHARDRT_OK ? rc
+                            : shardrt__error(SHARDRT_ERR_COMM, "nccl wait: the collective's communicator was aborted "
+                                             "after an earlier asynchronous NCCL error");
+  }
   /* The collective itself is still running; a peer's failure shows up here. */
   ncclResult_t async = ncclSuccess;
   ncclResult_t r = ncclCommGetAsyncError(req->comm, &async);
   if (rc == SHARDRT_OK && r != ncclSuccess) rc = nccl_fail(r, req->comm, "ncclCommGetAsyncError", __LINE__);
-  if (rc == SHARDRT_OK && async != ncclSuccess && async != ncclInProgress) {
-    b->broken = true;
-    rc = nccl_fail(async, req->comm, "collective (asynchronous error)", __LINE__);
+  if (async != ncclSuccess && async != ncclInProgress) {
+    if (rc == SHARDRT_OK) rc = nccl_fail(async, req->comm, "collective (asynchronous error)", __LINE__);
+    abort_comms(b);
   }
   req_put(b, req);
   return rc;
@@ -329,12 +373,12 @@ static void nccl_destroy(void *self) {
   if (!b) return;
   /* Teardown cannot report; CUDA errors are cleared so they do not leak. */
   if (cudaSetDevice(b->gpu) != cudaSuccess) (void)cudaGetLastError();
+  /* A broken communicator is aborted before the stream is drained: its
+   * collectives would otherwise keep the synchronisation waiting forever. */
+  if (b->broken) abort_comms(b);
   if (b->stream && cudaStreamSynchronize(b->stream) != cudaSuccess) (void)cudaGetLastError();
-  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++) {
-    if (!b->owns[g] || !b->nccl[g]) continue;
-    if (b->broken) ncclCommAbort(b->nccl[g]);
-    else ncclCommDestroy(b->nccl[g]);
-  }
+  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
+    if (b->owns[g] && b->nccl[g]) ncclCommDestroy(b->nccl[g]);
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized)

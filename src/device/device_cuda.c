@@ -136,7 +136,8 @@ static shardrt_status cuda_copy(void *self, void *dst, const void *src, size_t b
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "cuda copy: %s pointer is NULL for %zu bytes",
                           dst ? "source" : "destination", bytes);
   USE_DEVICE(d);
-  if (k == cudaMemcpyDeviceToDevice) return launched(shardrt__cuda_move(dst, src, bytes, d->stream), "copy", bytes);
+  if (k == cudaMemcpyDeviceToDevice)
+    return launched(shardrt__cuda_move(dst, src, bytes, d->stream), "copy (bytes)", bytes);
   SHARDRT__CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, d->stream));
   /* With pageable host memory cudaMemcpyAsync "might" return early, and even
    * pinned copies would leave the host buffer in use: wait, so the caller may

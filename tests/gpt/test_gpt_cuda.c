@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The CUDA forward/backward against the CPU path (the oracle) on the tiny
- * preset, and the dtype helpers the trainer uses on runtime views.
+ * preset and on an odd shape, and the dtype helpers the trainer uses on
+ * runtime views.
  * Exits 77 (skipped) when no GPU is usable.
  *
  * Tolerances: both paths are fp32 with the same operation order per layer
@@ -11,30 +12,38 @@
  * the margin is deliberately 10-30x). The loss must agree to 1e-5
  * relative; each gradient tensor to a relative L2 error
  * ||g_gpu - g_cpu|| / ||g_cpu|| of 1e-4 (a wrong index, layout or missing
- * term gives errors of order 1e-2..1). */
+ * term gives errors of order 1e-2..1). Gradients are compared as what the
+ * GPU added to nonzero starting values, so a stage that overwrites instead
+ * of adding fails too. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
+
+#include <cuda_runtime_api.h>
 
 #include "gpt_cpu.h"
 #include "gpt_cuda.h"
 #include "gpt_test_util.h"
 #include "shardrt/types.h"
 
-enum { B = 2 };
-
-static void test_cuda_matches_cpu(void **state) {
-  (void)state;
-  gpt_config cfg;
+/* Runs the whole forward/backward of cfg on both paths and compares. The GPU
+ * runs on a non-blocking stream (as under the runtime), so an op that
+ * strays onto the legacy default stream races and shows up. Its gradient
+ * buffers start from nonzero values: every stage must ADD its gradients
+ * (the runtime's grad-view contract), so the GPU's increments are compared
+ * with the CPU's gradients. */
+static void compare_with_cpu(const gpt_config *cfg, int B, int T, uint64_t seed) {
   char err[256];
-  assert_int_equal(gpt_preset("tiny", &cfg, err, sizeof err), 0);
-  const int T = cfg.seq_len, BT = B * T;
+  const int BT = B * T;
+  print_message("  n_layer %d n_embd %d n_head %d vocab %d, B %d T %d (seq_len %d)\n", cfg->n_layer, cfg->n_embd,
+                cfg->n_head, cfg->vocab, B, T, cfg->seq_len);
   gpt_test_model m;
-  assert_int_equal(gpt_test_model_init(&m, &cfg, B, T, 77), 0);
+  assert_int_equal(gpt_test_model_init(&m, cfg, B, T, seed), 0);
   /* jitter gains and biases so those gradients are not trivially shaped */
   uint64_t s = 3;
   for (int i = 0; i < m.reg.num_params; i++)
@@ -42,39 +51,52 @@ static void test_cuda_matches_cpu(void **state) {
       for (int64_t k = 0; k < m.reg.params[i].numel; k++)
         m.p[i][k] += 0.1f * ((float)(gpt_test_lcg(&s) % 2001) / 1000.0f - 1.0f);
 
-  /* CPU oracle */
+  /* CPU oracle, from zero gradients */
   gpt_cpu_acts a;
-  assert_int_equal(gpt_cpu_acts_init(&a, &cfg, B, T, err, sizeof err), 0);
+  assert_int_equal(gpt_cpu_acts_init(&a, cfg, B, T, err, sizeof err), 0);
   double cpu_loss;
   assert_int_equal(gpt_cpu_forward(&a, (const float *const *)m.p, m.tokens, m.targets, &cpu_loss), 0);
   gpt_cpu_backward(&a, (const float *const *)m.p, m.g, m.tokens, m.targets, 1.0f / BT);
 
   /* GPU */
+  cudaStream_t stream = NULL;
+  assert_int_equal(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
   gpt_cuda *gm = NULL;
-  if (gpt_cuda_create(&gm, &cfg, B, T, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+  if (gpt_cuda_create(&gm, cfg, B, T, stream, err, sizeof err) != 0) fail_msg("%s", err);
   const int n = m.reg.num_params;
-  float **dp = calloc(n, sizeof *dp), **dg = calloc(n, sizeof *dg);
+  float **dp = calloc(n, sizeof *dp), **dg = calloc(n, sizeof *dg), **g0 = calloc(n, sizeof *g0);
   assert_non_null(dp);
   assert_non_null(dg);
+  assert_non_null(g0);
   for (int i = 0; i < n; i++) {
-    size_t bytes = (size_t)m.reg.params[i].numel * sizeof(float);
+    int64_t ne = m.reg.params[i].numel;
+    size_t bytes = (size_t)ne * sizeof(float);
+    /* the starting gradient: the size of the CPU's gradient, so that what
+     * the GPU adds is neither drowned nor dominant */
+    double sq = 0;
+    for (int64_t k = 0; k < ne; k++) sq += (double)m.g[i][k] * m.g[i][k];
+    float rms = (float)sqrt(sq / (double)ne);
+    g0[i] = malloc(bytes);
+    assert_non_null(g0[i]);
+    for (int64_t k = 0; k < ne; k++) g0[i][k] = rms * ((float)(gpt_test_lcg(&s) % 2001) / 1000.0f - 1.0f);
     assert_int_equal(gpt_cuda_alloc(gm, (void **)&dp[i], bytes), 0);
     assert_int_equal(gpt_cuda_alloc(gm, (void **)&dg[i], bytes), 0);
     assert_int_equal(gpt_cuda_copy_h2d(gm, dp[i], m.p[i], bytes), 0);
-    assert_int_equal(gpt_cuda_memset_zero(gm, dg[i], bytes), 0);
+    assert_int_equal(gpt_cuda_copy_h2d(gm, dg[i], g0[i], bytes), 0);
   }
 #define OK(x) do { if ((x) != 0) fail_msg("%s", gpt_cuda_error(gm)); } while (0)
   OK(gpt_cuda_set_batch(gm, m.tokens, m.targets));
   OK(gpt_cuda_embed_forward(gm, (const float *const *)dp));
-  for (int l = 0; l < cfg.n_layer; l++) OK(gpt_cuda_block_forward(gm, (const float *const *)dp, l));
+  for (int l = 0; l < cfg->n_layer; l++) OK(gpt_cuda_block_forward(gm, (const float *const *)dp, l));
   OK(gpt_cuda_head_forward(gm, (const float *const *)dp));
   double gpu_loss;
   OK(gpt_cuda_loss_sum(gm, &gpu_loss));
   OK(gpt_cuda_head_backward(gm, (const float *const *)dp, dg, 1.0f / BT));
-  for (int l = cfg.n_layer - 1; l >= 0; l--) OK(gpt_cuda_block_backward(gm, (const float *const *)dp, dg, l));
+  for (int l = cfg->n_layer - 1; l >= 0; l--) OK(gpt_cuda_block_backward(gm, (const float *const *)dp, dg, l));
   OK(gpt_cuda_embed_backward(gm, dg));
   print_message("  loss cpu %.8f gpu %.8f\n", cpu_loss / BT, gpu_loss / BT);
-  assert_true(fabs(gpu_loss - cpu_loss) <= 1e-5 * fabs(cpu_loss));
+  if (!(fabs(gpu_loss - cpu_loss) <= 1e-5 * fabs(cpu_loss)))
+    fail_msg("GPU loss %.9g differs from the CPU's %.9g by more than 1e-5 relative", gpu_loss, cpu_loss);
 
   for (int i = 0; i < n; i++) {
     int64_t ne = m.reg.params[i].numel;
@@ -83,28 +105,53 @@ static void test_cuda_matches_cpu(void **state) {
     OK(gpt_cuda_copy_d2h(gm, h, dg[i], (size_t)ne * sizeof *h));
     double num = 0, den = 0;
     for (int64_t k = 0; k < ne; k++) {
-      double d = (double)h[k] - m.g[i][k];
+      double d = ((double)h[k] - g0[i][k]) - m.g[i][k];
       num += d * d;
       den += (double)m.g[i][k] * m.g[i][k];
     }
     double rel = sqrt(num / (den > 0 ? den : 1e-30));
     if (!(rel <= 1e-4))
-      fail_msg("%s.%s: GPU gradient differs from CPU by relative L2 %.3g (> 1e-4)", m.reg.params[i].module,
-               m.reg.params[i].name, rel);
+      fail_msg("%s.%s: GPU gradient (minus its starting value) differs from CPU by relative L2 %.3g (> 1e-4)",
+               m.reg.params[i].module, m.reg.params[i].name, rel);
     free(h);
+    free(g0[i]);
     gpt_cuda_free(dp[i]);
     gpt_cuda_free(dg[i]);
   }
   /* bad ids are refused with the position named, before any copy */
-  m.targets[5] = cfg.vocab;
+  m.targets[5] = cfg->vocab;
   assert_int_equal(gpt_cuda_set_batch(gm, m.tokens, m.targets), -1);
-  assert_non_null(strstr(gpt_cuda_error(gm), "target token 256 at position 5"));
+  char want[96];
+  snprintf(want, sizeof want, "target token %d at position 5", cfg->vocab);
+  assert_non_null(strstr(gpt_cuda_error(gm), want));
 #undef OK
   free(dp);
   free(dg);
+  free(g0);
   gpt_cuda_destroy(gm);
+  assert_int_equal(cudaStreamDestroy(stream), cudaSuccess);
   gpt_cpu_acts_free(&a);
   gpt_test_model_free(&m);
+}
+
+static void test_cuda_matches_cpu(void **state) {
+  (void)state;
+  gpt_config cfg;
+  char err[256];
+  assert_int_equal(gpt_preset("tiny", &cfg, err, sizeof err), 0);
+  compare_with_cpu(&cfg, 2, cfg.seq_len, 77);
+}
+
+/* Shapes that are multiples of nothing: n_embd not a multiple of the warp
+ * (LayerNorm lanes and parameter-gradient columns run ragged), 3 heads of
+ * 16, T not a multiple of 32 and shorter than seq_len (wpe rows past T get
+ * no gradient), a vocabulary wider than the cross-entropy block. */
+static void test_cuda_matches_cpu_odd(void **state) {
+  (void)state;
+  gpt_config cfg = {.n_layer = 2, .n_embd = 48, .n_head = 3, .seq_len = 40, .vocab = 301};
+  char err[256];
+  assert_int_equal(gpt_config_validate(&cfg, err, sizeof err), 0);
+  compare_with_cpu(&cfg, 3, 37, 5);
 }
 
 /* to_f32 / add_f32_into on bf16 and fp16 agree bit for bit with the
@@ -162,6 +209,7 @@ int main(void) {
   }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cuda_matches_cpu),
+      cmocka_unit_test(test_cuda_matches_cpu_odd),
       cmocka_unit_test(test_cuda_dtype_helpers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
