@@ -11,7 +11,8 @@
 static int g_rank, g_world;
 
 static inline void shardrt_test_mpi_init(void) {
-  MPI_Init(NULL, NULL);
+  int provided;
+  MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_world);
 }

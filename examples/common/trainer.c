@@ -24,7 +24,8 @@ void ex_print_common_usage(FILE *f) {
   fprintf(f,
           "common flags:\n"
           "  --config_file FILE.yaml   accelerate-style config (plus any accelerate launch override flag)\n"
-          "  --steps N                 optimizer steps (default 20)\n"
+          "  --steps N                 optimizer steps (default 20); also a DeepSpeed JSON schedule's total_num_steps\n"
+          "  --warmup_steps N          warmup steps for a DeepSpeed JSON schedule's \"auto\" warmup_num_steps\n"
           "  --lr X                    learning rate (default 1e-3)\n"
           "  --seed N                  data and init seed (default 1234)\n"
           "  --global_batch N          samples per step across all ranks (default 32)\n"
@@ -76,7 +77,7 @@ int ex_parse_common(int *argc, char **argv, ex_opts *o) {
     static const char *const with_value[] = {"--steps", "--lr", "--seed", "--global_batch", "--device", "--comm",
                                              "--log", "--trace", "--weights_out", "--save_dir", "--save_every",
                                              "--resume", "--load_weights", "--optimizer", "--weight_decay",
-                                             "--momentum"};
+                                             "--momentum", "--warmup_steps"};
     bool known = false;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= strcmp(name, with_value[k]) == 0;
     if (strcmp(name, "--quiet") == 0) {
@@ -97,6 +98,7 @@ int ex_parse_common(int *argc, char **argv, ex_opts *o) {
     long x;
     int rc = 0;
     if (!strcmp(name, "--steps")) rc = parse_int(name, val, 0, 100000000, &x), o->steps = (int)x;
+    else if (!strcmp(name, "--warmup_steps")) rc = parse_int(name, val, 0, 100000000, &x), o->warmup_steps = (int)x;
     else if (!strcmp(name, "--seed")) rc = parse_int(name, val, 0, 0x7fffffffL, &x), o->seed = (uint64_t)x;
     else if (!strcmp(name, "--global_batch")) rc = parse_int(name, val, 1, 1 << 24, &x), o->global_batch = (int)x;
     else if (!strcmp(name, "--save_every")) rc = parse_int(name, val, 0, 100000000, &x), o->save_every = (int)x;
@@ -168,7 +170,8 @@ int ex_context_create(const char *prog, const ex_opts *o, const shardrt_plan *pl
   op.kind = strcmp(o->optimizer, "sgd") == 0 ? SHARDRT_OPTIM_SGD : SHARDRT_OPTIM_ADAMW;
   op.lr = o->lr;
   op.weight_decay = o->weight_decay;
-  op.momentum = op.kind == SHARDRT_OPTIM_SGD ? o->momentum : 0;
+  /* SGD's momentum; also what a DeepSpeed JSON SGD's "auto" momentum takes. */
+  op.momentum = o->momentum;
   if ((rc = shardrt_set_optimizer(*ctx, &op))) {
     shardrt_ctx_destroy(*ctx);
     *ctx = NULL;
@@ -232,14 +235,14 @@ void ex_log_step(FILE *f, shardrt_ctx *ctx, const ex_step_record *r) {
           "%llu, \"broadcast\": %llu}, \"mem\": {\"model_state_bytes\": %llu, \"params_bytes\": %llu, "
           "\"grads_bytes\": %llu, \"master_bytes\": %llu, \"optimizer_bytes\": %llu, \"offloaded_bytes\": %llu, "
           "\"peak_bytes\": %llu}, \"comm_time_s\": %.6f, \"exposed_comm_s\": %.6f, \"grad_norm\": %.9g, "
-          "\"loss_scale\": %g, \"skipped\": %s",
+          "\"loss_scale\": %g, \"skipped\": %s, \"lr\": %.9g",
           r->step, r->loss, r->step_time_s, (long long)r->num_params, shardrt_world_size(ctx),
           shardrt_strategy_name(shardrt_get_plan(ctx)->strategy), (unsigned long long)cs.bytes[0],
           (unsigned long long)cs.bytes[1], (unsigned long long)cs.bytes[2], (unsigned long long)cs.bytes[3],
           (unsigned long long)ms.model_state, (unsigned long long)ms.params, (unsigned long long)ms.grads,
           (unsigned long long)ms.master, (unsigned long long)ms.optimizer, (unsigned long long)ms.offloaded,
           (unsigned long long)ms.peak, comm_time, cs.exposed_s, r->grad_norm, r->loss_scale,
-          r->skipped ? "true" : "false");
+          r->skipped ? "true" : "false", shardrt_last_lr(ctx));
   if (r->tokens_per_s >= 0) fprintf(f, ", \"tokens_per_s\": %.3f", r->tokens_per_s);
   fprintf(f, "}\n");
   fflush(f);

@@ -10,6 +10,7 @@
 
 typedef struct ex_opts {
   int steps;
+  int warmup_steps; /* for a config LR schedule's "auto" warmup_num_steps; 0 = none */
   double lr;
   uint64_t seed;
   int global_batch;

@@ -85,6 +85,59 @@ enum {
   SHARDRT_UNRESOLVED_TRAIN_BATCH = 1u << 4,
 };
 
+/* The DeepSpeed JSON "optimizer" section. The FSDP flavour has none: there
+ * the program's shardrt_set_optimizer() decides alone. */
+typedef enum shardrt_optimizer_type {
+  SHARDRT_OPTIMIZER_PROGRAM = 0, /* no section: the program's optimizer */
+  SHARDRT_OPTIMIZER_ADAMW,       /* "AdamW", or "Adam" (DeepSpeed runs Adam in AdamW mode) */
+  SHARDRT_OPTIMIZER_SGD,         /* "SGD" (torch.optim.SGD) */
+} shardrt_optimizer_type;
+
+/* The DeepSpeed JSON "scheduler" section (deepspeed/runtime/lr_schedules.py). */
+typedef enum shardrt_lr_schedule {
+  SHARDRT_SCHEDULE_NONE = 0,        /* no section: the program sets the lr (shardrt_set_lr) */
+  SHARDRT_SCHEDULE_WARMUP_LR,       /* warm up from warmup_min_lr to warmup_max_lr, then hold */
+  SHARDRT_SCHEDULE_WARMUP_DECAY_LR, /* ... then decay linearly to 0 at total_num_steps */
+  SHARDRT_SCHEDULE_WARMUP_COSINE_LR,/* ratios of the optimizer's lr: warmup, then cosine to cos_min_ratio */
+} shardrt_lr_schedule;
+
+typedef enum shardrt_warmup_type { SHARDRT_WARMUP_LOG = 0, SHARDRT_WARMUP_LINEAR } shardrt_warmup_type;
+
+/* Bits of shardrt_plan_optimizer.given and shardrt_plan_scheduler.given: the
+ * values a config wrote. A value not given (absent, or "auto") is the
+ * program's: shardrt_set_optimizer / shardrt_set_lr / shardrt_set_train_steps. */
+enum {
+  SHARDRT_GIVEN_LR = 1u << 0,
+  SHARDRT_GIVEN_BETAS = 1u << 1,
+  SHARDRT_GIVEN_EPS = 1u << 2,
+  SHARDRT_GIVEN_WEIGHT_DECAY = 1u << 3,
+  SHARDRT_GIVEN_MOMENTUM = 1u << 4,
+  SHARDRT_GIVEN_WARMUP_MAX_LR = 1u << 5,
+  SHARDRT_GIVEN_WARMUP_NUM_STEPS = 1u << 6,
+  SHARDRT_GIVEN_TOTAL_NUM_STEPS = 1u << 7,
+};
+
+typedef struct shardrt_plan_optimizer {
+  shardrt_optimizer_type type;
+  uint32_t given;                 /* SHARDRT_GIVEN_LR .. _MOMENTUM */
+  double lr;
+  double beta1, beta2, eps;       /* AdamW */
+  double weight_decay;            /* AdamW: decoupled; SGD: L2 added to the gradient */
+  double momentum;                /* SGD */
+} shardrt_plan_optimizer;
+
+typedef struct shardrt_plan_scheduler {
+  shardrt_lr_schedule type;
+  uint32_t given;                 /* SHARDRT_GIVEN_WARMUP_MAX_LR .. _TOTAL_NUM_STEPS */
+  double warmup_min_lr;           /* WarmupLR, WarmupDecayLR: 0 */
+  double warmup_max_lr;           /* WarmupLR, WarmupDecayLR: not given = the program's lr */
+  int64_t warmup_num_steps;       /* 1000 (>= 1; DeepSpeed warms up over at least 2) */
+  shardrt_warmup_type warmup_type;/* log */
+  int64_t total_num_steps;        /* WarmupDecayLR, WarmupCosineLR: not given = the program's */
+  double warmup_min_ratio;        /* WarmupCosineLR: 0 */
+  double cos_min_ratio;           /* WarmupCosineLR: 0.0001 */
+} shardrt_plan_scheduler;
+
 typedef struct shardrt_plan {
   uint32_t struct_size; /* sizeof(shardrt_plan), set by shardrt_plan_default */
 
@@ -137,6 +190,10 @@ typedef struct shardrt_plan {
   int64_t train_micro_batch_size_per_gpu; /* 0: unknown */
   int64_t train_batch_size;               /* 0: unknown */
   uint32_t unresolved;                    /* SHARDRT_UNRESOLVED_* bits */
+  /* DeepSpeed JSON "optimizer" and "scheduler": explicit values win over the
+   * program's; the runtime applies them at every shardrt_step. */
+  shardrt_plan_optimizer optimizer;
+  shardrt_plan_scheduler scheduler;
   /* launch settings (read by `shardrt launch`; the runtime ignores them) */
   bool use_cpu;                           /* use_cpu / --cpu: run on the CPU device */
   int main_process_port;                  /* 0: not given; exported as MASTER_PORT when > 0 */
@@ -184,6 +241,9 @@ SHARDRT_API const char *shardrt_wrap_policy_name(shardrt_wrap_policy w);
 SHARDRT_API const char *shardrt_backward_prefetch_name(shardrt_backward_prefetch p);
 SHARDRT_API const char *shardrt_state_dict_type_name(shardrt_state_dict_type t);
 SHARDRT_API const char *shardrt_accum_mode_name(shardrt_accum_mode m);
+SHARDRT_API const char *shardrt_optimizer_type_name(shardrt_optimizer_type t); /* "program", "AdamW", "SGD" */
+SHARDRT_API const char *shardrt_lr_schedule_name(shardrt_lr_schedule s);      /* "none", "WarmupLR", ... */
+SHARDRT_API const char *shardrt_warmup_type_name(shardrt_warmup_type t);      /* "log", "linear" */
 
 #ifdef __cplusplus
 }

@@ -145,9 +145,29 @@ typedef struct shardrt_optim_params {
 
 /* AdamW, lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01. */
 SHARDRT_API void shardrt_optim_params_default(shardrt_optim_params *p);
-/* Before finalize (it sizes the optimizer state). */
+/* Before finalize (it sizes the optimizer state).
+ * When the plan carries a config optimizer (DeepSpeed JSON "optimizer",
+ * plan.optimizer), its type and every hyper-parameter it gives explicitly
+ * win; the values here fill what it leaves "auto" or absent. */
 SHARDRT_API shardrt_status shardrt_set_optimizer(shardrt_ctx *ctx, const shardrt_optim_params *p);
+/* The program's learning rate, from the next step on. With a config LR
+ * schedule (plan.scheduler) the schedule sets every step's lr and this value
+ * only fills its "auto" warmup_max_lr (and the cosine schedule's base when the
+ * config optimizer leaves lr "auto"); an explicit config optimizer lr wins. */
 SHARDRT_API shardrt_status shardrt_set_lr(shardrt_ctx *ctx, double lr);
+/* The program's plan: total optimizer steps of the run and warmup steps
+ * (0 = not known), for a config LR schedule that leaves total_num_steps or
+ * warmup_num_steps to the program ("auto"). Give the whole run's count, also
+ * when resuming: the schedule follows the saved step counter. A schedule that
+ * needs a count it was never given fails at shardrt_step with
+ * SHARDRT_ERR_STATE. Any time before that step. */
+SHARDRT_API shardrt_status shardrt_set_train_steps(shardrt_ctx *ctx, int64_t total_steps, int64_t warmup_steps);
+/* The learning rate the most recent shardrt_step used (for a step skipped on
+ * fp16 overflow, the one it would have used); NAN before the first step. */
+SHARDRT_API double shardrt_last_lr(const shardrt_ctx *ctx);
+/* The learning rate the next shardrt_step will use. Fails as that step
+ * would when a schedule lacks a step count. */
+SHARDRT_API shardrt_status shardrt_next_lr(const shardrt_ctx *ctx, double *lr);
 
 typedef struct shardrt_step_info {
   double grad_norm;   /* global L2 norm of the (unscaled) gradient, before clipping */

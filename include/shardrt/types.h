@@ -38,6 +38,7 @@ typedef enum shardrt_status {
   SHARDRT_ERR_CORRUPT = 10,         /* checksum / format check failed on load */
   SHARDRT_ERR_NOT_FOUND = 11,       /* a named thing does not exist */
   SHARDRT_ERR_INTERNAL = 12,        /* broken invariant: a bug in libshardrt */
+  SHARDRT_ERR_TIMEOUT = 13,         /* a collective did not complete in SHARDRT_COLL_TIMEOUT_S */
 } shardrt_status;
 
 /* Static text for a status code (never NULL). */

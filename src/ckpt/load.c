@@ -10,6 +10,7 @@
 #include "src/ckpt/ckpt_internal.h"
 #include "src/ckpt/safetensors.h"
 #include "src/ckpt/source.h"
+#include "src/core/ctx.h"
 #include "src/core/error.h"
 
 #define CONV_ELEMS (1u << 20)
@@ -155,6 +156,7 @@ static shardrt_status load_weights_impl(shardrt_ctx *ctx, const char *path) {
 shardrt_status shardrt_load_weights(shardrt_ctx *ctx, const char *path) {
   if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_weights: ctx is NULL");
   if (!path || !*path) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_weights: path is NULL or empty");
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_LOAD, NULL, 0, 0, 0));
   return load_weights_impl(ctx, path);
 }
 
@@ -295,6 +297,7 @@ shardrt_status shardrt_load_checkpoint(shardrt_ctx *ctx, const char *path, void 
   if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_checkpoint: ctx is NULL");
   if (!path || !*path || strlen(path) > 3900)
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_checkpoint: path is NULL, empty or longer than 3900 bytes");
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_LOAD, NULL, 0, 0, 0));
   char dir[4096];
   SHARDRT__CHECK(resolve_dir(ctx, path, dir, sizeof dir));
   shardrt__ck_src s;

@@ -9,6 +9,7 @@
 #include "src/ckpt/durable.h"
 #include "src/ckpt/safetensors.h"
 #include "src/comm/comm.h"
+#include "src/core/ctx.h"
 #include "src/core/error.h"
 
 #define CONV_ELEMS (1u << 20)
@@ -123,6 +124,7 @@ shardrt_status shardrt_save_weights(shardrt_ctx *ctx, const char *path, shardrt_
   if (!path || !*path) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights: path is NULL or empty");
   if ((unsigned)dtype > SHARDRT_F16)
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights: dtype %d is not fp32, bf16 or fp16", (int)dtype);
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_SAVE, NULL, 0, 0, 0));
   shardrt__crash_arm();
   return shardrt__ck_save_full(ctx, path, dtype, NULL);
 }
@@ -244,6 +246,7 @@ static shardrt_dtype default_full_dtype(shardrt_ctx *ctx) {
 shardrt_status shardrt_save_checkpoint(shardrt_ctx *ctx, const char *dir, const shardrt_ckpt_opts *opts) {
   if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_checkpoint: ctx is NULL");
   if (!dir || !*dir) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_checkpoint: dir is NULL or empty");
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_SAVE, NULL, 0, 0, 0));
   if (strlen(dir) > 3900) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_checkpoint: dir longer than 3900 bytes");
   shardrt_ckpt_opts o;
   shardrt_ckpt_opts_default(&o);

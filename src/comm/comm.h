@@ -40,7 +40,9 @@ typedef struct shardrt__comm_i {
   /* buf[count] <- root's buf (root is a rank of the group). */
   shardrt_status (*broadcast)(void *self, shardrt__group g, void *buf, size_t count,
                               shardrt_dtype dt, int root, shardrt__req **req);
-  /* Completes a request (NULL: no-op) and frees it. */
+  /* Completes a request (NULL: no-op) and frees it. After a timeout
+   * (SHARDRT_ERR_TIMEOUT) the backend is broken: later waits return at once
+   * with an error and leave their requests behind. */
   shardrt_status (*wait)(void *self, shardrt__req *req);
   /* Optional: drives a request forward without blocking (MPI progresses
    * non-blocking collectives only inside MPI calls); NULL when the backend
@@ -69,10 +71,15 @@ typedef struct shardrt__comm_args {
   void *mpi_comm;        /* MPI_Comm* or NULL for MPI_COMM_WORLD */
   int shard_group_size;  /* divides the world size */
   shardrt__device *dev;  /* for staging / streams */
+  double timeout_s;      /* > 0: wait() gives up after this long (SHARDRT_ERR_TIMEOUT) */
 } shardrt__comm_args;
 
 /* MPI backend. Works with host buffers and (staged) device buffers. */
 shardrt_status shardrt__comm_mpi_create(const shardrt__comm_args *a, shardrt__comm *out);
+/* Testing: true once the mpi backend's progress thread has completed req.
+ * Reads a flag and never enters MPI, so it tells whether a collective moved
+ * while the caller stayed out of MPI. */
+bool shardrt__comm_mpi_req_done(const shardrt__req *req);
 /* NCCL backend: one NCCL communicator per group, unique ids broadcast over
  * MPI; needs a CUDA device. SHARDRT_ERR_UNSUPPORTED without NCCL/CUDA. */
 shardrt_status shardrt__comm_nccl_create(const shardrt__comm_args *a, shardrt__comm *out);

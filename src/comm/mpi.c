@@ -4,18 +4,52 @@
  * NCCL cannot run) are staged through host memory synchronously. 16-bit
  * floats travel as MPI datatypes of their own with sum operators that
  * accumulate in fp32, one element at a time in rank order as MPI applies
- * them. */
+ * them.
+ *
+ * Progress. Open MPI moves a non-blocking collective forward only while some
+ * thread of the process is inside MPI, so a collective started before a
+ * unit's compute would sit still until the next MPI call. With
+ * MPI_THREAD_MULTIPLE a progress thread tests the requests in flight every
+ * SHARDRT_MPI_PROGRESS_US microseconds (default 50) and sleeps on a
+ * condition variable when none is; wait() takes a request back from it and
+ * completes it with MPI_Wait. Without MPI_THREAD_MULTIPLE (or with
+ * SHARDRT_MPI_PROGRESS=poll) the runtime polls at every unit boundary
+ * instead. */
+#include <errno.h>
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <time.h>
 
 #include "src/comm/comm.h"
 #include "src/core/error.h"
 
 struct shardrt__req {
   MPI_Request r;
+  /* Progress-thread mode: while `queued`, the request belongs to the
+   * progress thread (listed in `next`, tested under the lock); `done` is set
+   * (with `err`) when the thread completed it. */
+  bool queued;
+  atomic_bool done;
+  int err;
+  struct shardrt__req *next;
 };
+
+typedef struct progress_thread {
+  bool on;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  shardrt__req *active; /* requests the thread tests */
+  bool stop;
+  long interval_ns;
+} progress_thread;
 
 typedef struct mpi_comm {
   MPI_Comm comm[SHARDRT__GROUP_COUNT_];
@@ -24,6 +58,9 @@ typedef struct mpi_comm {
   shardrt__device *dev;
   void *stage;       /* host staging for device buffers */
   size_t stage_bytes;
+  progress_thread pt;
+  double timeout_s; /* > 0: wait() gives up after this long */
+  bool broken;      /* a wait timed out: requests may be pending forever */
 } mpi_comm;
 
 /* MPI user ops get no context pointer: the datatypes are process-wide. */
@@ -71,10 +108,111 @@ static shardrt_status check_count(size_t count, int size, const char *what) {
 }
 
 static shardrt_status new_req(shardrt__req **req) {
-  *req = malloc(sizeof **req);
+  *req = calloc(1, sizeof **req);
   if (!*req) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "MPI request allocation failed");
   (*req)->r = MPI_REQUEST_NULL;
   return SHARDRT_OK;
+}
+
+static bool staged(const mpi_comm *m) { return m->dev && m->dev->is_cuda; }
+
+/* Hands a started request to the progress thread (no-op without one). */
+static void hand_over(mpi_comm *m, shardrt__req *req) {
+  if (!m->pt.on || !req) return;
+  pthread_mutex_lock(&m->pt.mu);
+  req->queued = true;
+  req->next = m->pt.active;
+  m->pt.active = req;
+  pthread_cond_signal(&m->pt.cv);
+  pthread_mutex_unlock(&m->pt.mu);
+}
+
+static void *progress_main(void *arg) {
+  progress_thread *pt = arg;
+  /* The default 50 us timer slack would double a short poll interval. */
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+  struct timespec nap = {.tv_sec = pt->interval_ns / 1000000000L, .tv_nsec = pt->interval_ns % 1000000000L};
+  pthread_mutex_lock(&pt->mu);
+  for (;;) {
+    while (!pt->stop && !pt->active) pthread_cond_wait(&pt->cv, &pt->mu);
+    if (pt->stop) break;
+    for (shardrt__req **pp = &pt->active; *pp;) {
+      shardrt__req *q = *pp;
+      int flag = 0, e = MPI_Test(&q->r, &flag, MPI_STATUS_IGNORE);
+      if (e != MPI_SUCCESS || flag) {
+        q->err = e;
+        q->queued = false;
+        *pp = q->next;
+        atomic_store(&q->done, true);
+      } else {
+        pp = &q->next;
+      }
+    }
+    if (!pt->active) continue;
+    pthread_mutex_unlock(&pt->mu);
+    nanosleep(&nap, NULL);
+    pthread_mutex_lock(&pt->mu);
+  }
+  pthread_mutex_unlock(&pt->mu);
+  return NULL;
+}
+
+/* SHARDRT_MPI_PROGRESS=auto|thread|poll, SHARDRT_MPI_PROGRESS_US=N. */
+static shardrt_status progress_start(mpi_comm *m) {
+  const char *mode = getenv("SHARDRT_MPI_PROGRESS");
+  if (!mode || !*mode) mode = "auto";
+  bool want_thread = strcasecmp(mode, "thread") == 0;
+  if (!want_thread && strcasecmp(mode, "auto") != 0 && strcasecmp(mode, "poll") != 0)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "SHARDRT_MPI_PROGRESS=%s is unknown (allowed: auto, thread, poll)", mode);
+  if (strcasecmp(mode, "poll") == 0 || staged(m)) return SHARDRT_OK; /* staged collectives are blocking */
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  if (level < MPI_THREAD_MULTIPLE) {
+    if (want_thread)
+      return shardrt__error(SHARDRT_ERR_CONFIG,
+                            "SHARDRT_MPI_PROGRESS=thread needs MPI_THREAD_MULTIPLE, but MPI was initialised with "
+                            "thread level %d: call MPI_Init_thread(..., MPI_THREAD_MULTIPLE, ...) or let "
+                            "shardrt_ctx_create initialise MPI (or set SHARDRT_MPI_PROGRESS=poll)",
+                            level);
+    return SHARDRT_OK;
+  }
+  long us = 50;
+  const char *us_s = getenv("SHARDRT_MPI_PROGRESS_US");
+  if (us_s && *us_s) {
+    char *end = NULL;
+    errno = 0;
+    us = strtol(us_s, &end, 10);
+    if (errno || *end || us < 1 || us > 1000000)
+      return shardrt__error(SHARDRT_ERR_CONFIG, "SHARDRT_MPI_PROGRESS_US=%s is not an integer in [1, 1000000]", us_s);
+  }
+  m->pt.interval_ns = us * 1000L;
+  if (pthread_mutex_init(&m->pt.mu, NULL) != 0) return shardrt__error(SHARDRT_ERR_COMM, "progress mutex init failed");
+  if (pthread_cond_init(&m->pt.cv, NULL) != 0) {
+    pthread_mutex_destroy(&m->pt.mu);
+    return shardrt__error(SHARDRT_ERR_COMM, "progress condition variable init failed");
+  }
+  int e = pthread_create(&m->pt.thread, NULL, progress_main, &m->pt);
+  if (e != 0) {
+    pthread_cond_destroy(&m->pt.cv);
+    pthread_mutex_destroy(&m->pt.mu);
+    return shardrt__error(SHARDRT_ERR_COMM, "MPI progress thread could not start: %s", strerror(e));
+  }
+  m->pt.on = true;
+  return SHARDRT_OK;
+}
+
+bool shardrt__comm_mpi_req_done(const shardrt__req *req) { return req && atomic_load(&req->done); }
+
+static void progress_stop(mpi_comm *m) {
+  if (!m->pt.on) return;
+  pthread_mutex_lock(&m->pt.mu);
+  m->pt.stop = true;
+  pthread_cond_signal(&m->pt.cv);
+  pthread_mutex_unlock(&m->pt.mu);
+  pthread_join(m->pt.thread, NULL);
+  pthread_cond_destroy(&m->pt.cv);
+  pthread_mutex_destroy(&m->pt.mu);
+  m->pt.on = false;
 }
 
 static shardrt_status stage_reserve(mpi_comm *m, size_t bytes) {
@@ -93,7 +231,6 @@ static shardrt_status stage_reserve(mpi_comm *m, size_t bytes) {
   return SHARDRT_OK;
 }
 
-static bool staged(const mpi_comm *m) { return m->dev && m->dev->is_cuda; }
 
 static shardrt_status to_host(mpi_comm *m, void *dst, const void *src, size_t bytes) {
   SHARDRT__CHECK(m->dev->i->copy(m->dev->self, dst, src, bytes, SHARDRT__D2H));
@@ -126,6 +263,7 @@ static shardrt_status mpi_all_gather(void *self, shardrt__group g, const void *s
   MPICHECK(MPI_Iallgather(in_place ? MPI_IN_PLACE : send, (int)count, mpi_type(m, dt), recv, (int)count,
                           mpi_type(m, dt), m->comm[g], &(*req)->r),
            "all_gather");
+  hand_over(m, *req);
   return SHARDRT_OK;
 }
 
@@ -148,6 +286,7 @@ static shardrt_status mpi_reduce_scatter(void *self, shardrt__group g, const voi
   SHARDRT__CHECK(new_req(req));
   MPICHECK(MPI_Ireduce_scatter_block(send, recv, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &(*req)->r),
            "reduce_scatter");
+  hand_over(m, *req);
   return SHARDRT_OK;
 }
 
@@ -167,6 +306,7 @@ static shardrt_status mpi_all_reduce(void *self, shardrt__group g, void *buf, si
   SHARDRT__CHECK(new_req(req));
   MPICHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &(*req)->r),
            "all_reduce");
+  hand_over(m, *req);
   return SHARDRT_OK;
 }
 
@@ -184,18 +324,68 @@ static shardrt_status mpi_broadcast(void *self, shardrt__group g, void *buf, siz
   }
   SHARDRT__CHECK(new_req(req));
   MPICHECK(MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, m->comm[g], &(*req)->r), "broadcast");
+  hand_over(m, *req);
   return SHARDRT_OK;
 }
 
+/* MPI_Wait within the backend's timeout. On a timeout the request is left
+ * to MPI (it may still complete into its buffers) and the backend is
+ * marked broken. */
+static shardrt_status timed_wait(mpi_comm *m, shardrt__req *req, int *err) {
+  if (m->timeout_s <= 0) {
+    *err = MPI_Wait(&req->r, MPI_STATUS_IGNORE);
+    return SHARDRT_OK;
+  }
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    int flag = 0;
+    *err = MPI_Test(&req->r, &flag, MPI_STATUS_IGNORE);
+    if (*err != MPI_SUCCESS || flag) return SHARDRT_OK;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) > m->timeout_s) {
+      m->broken = true;
+      int rank = -1;
+      MPI_Comm_rank(m->comm[SHARDRT__GROUP_WORLD], &rank);
+      return shardrt__error(SHARDRT_ERR_TIMEOUT,
+                            "rank %d: a collective did not complete in %g s (SHARDRT_COLL_TIMEOUT_S): another rank "
+                            "stopped or issues different collectives; run with SHARDRT_DEBUG=collectives to see which",
+                            rank, m->timeout_s);
+    }
+  }
+}
+
 static shardrt_status mpi_wait(void *self, shardrt__req *req) {
+  mpi_comm *m = self;
   if (!req) return SHARDRT_OK;
-  int e = MPI_Wait(&req->r, MPI_STATUS_IGNORE);
+  if (m->broken) return shardrt__error(SHARDRT_ERR_COMM, "a collective timed out earlier: communication is broken");
+  int e = MPI_SUCCESS;
+  bool finished = false;
+  if (m->pt.on) {
+    /* Take the request back from the progress thread, or its result. */
+    pthread_mutex_lock(&m->pt.mu);
+    if (req->queued) {
+      for (shardrt__req **pp = &m->pt.active; *pp; pp = &(*pp)->next)
+        if (*pp == req) {
+          *pp = req->next;
+          break;
+        }
+      req->queued = false;
+    } else if (atomic_load(&req->done)) {
+      finished = true;
+      e = req->err;
+    }
+    pthread_mutex_unlock(&m->pt.mu);
+  }
+  if (!finished) SHARDRT__CHECK(timed_wait(m, req, &e)); /* a timed-out request stays with MPI */
   free(req);
   if (e != MPI_SUCCESS) return mpi_fail(e, "wait");
   return SHARDRT_OK;
 }
 
 static shardrt_status mpi_progress(void *self, shardrt__req *req) {
+  mpi_comm *m = self;
+  if (m->pt.on) return SHARDRT_OK; /* the progress thread is on it */
   int done = 0;
   if (req && req->r != MPI_REQUEST_NULL && MPI_Test(&req->r, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
     return shardrt__error(SHARDRT_ERR_COMM, "MPI_Test failed");
@@ -237,9 +427,10 @@ static shardrt_status mpi_barrier(void *self) {
 static void mpi_destroy(void *self) {
   mpi_comm *m = self;
   if (!m) return;
+  progress_stop(m);
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) {
+  if (!finalized && !m->broken) {
     for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
       if (m->comm[g] != MPI_COMM_NULL) MPI_Comm_free(&m->comm[g]);
     if (m->sum_bf16 != MPI_OP_NULL) MPI_Op_free(&m->sum_bf16);
@@ -291,6 +482,7 @@ shardrt_status shardrt__comm_mpi_create(const shardrt__comm_args *a, shardrt__co
   for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++) m->comm[g] = MPI_COMM_NULL;
   m->sum_bf16 = m->sum_f16 = MPI_OP_NULL;
   m->dev = a->dev;
+  m->timeout_s = a->timeout_s;
   m->bf16 = g_bf16;
   m->f16 = g_f16;
   int e = MPI_Comm_dup(base, &m->comm[SHARDRT__GROUP_WORLD]);
@@ -301,6 +493,11 @@ shardrt_status shardrt__comm_mpi_create(const shardrt__comm_args *a, shardrt__co
   if (e != MPI_SUCCESS) {
     mpi_destroy(m);
     return mpi_fail(e, "communicator setup");
+  }
+  shardrt_status rc = progress_start(m);
+  if (rc != SHARDRT_OK) {
+    mpi_destroy(m);
+    return rc;
   }
   out->i = &mpi_comm_i;
   out->self = m;

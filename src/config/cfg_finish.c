@@ -103,6 +103,8 @@ shardrt_status shardrt__cfg_finish(shardrt__cfg *c, shardrt_plan *out) {
     if (c->source[0]) return shardrt__error_wrap(rc, "%s", c->source);
     return rc;
   }
+  /* The JSON's optimizer and scheduler (their messages name the file). */
+  if (dist == SHARDRT_DIST_DEEPSPEED) SHARDRT__CHECK(shardrt__cfg_optim_finish(c, &plan));
   if (c->from[SHARDRT__F_SHARD_GROUP]) plan.shard_group_size = c->plan.shard_group_size;
   bool hybrid = plan.strategy == SHARDRT_HYBRID_SHARD || plan.strategy == SHARDRT_HYBRID_SHARD_ZERO2;
   if (hybrid && plan.shard_group_size == 0 && plan.num_machines > 1 && plan.num_processes > 0) {
@@ -189,7 +191,10 @@ shardrt_status shardrt_plan_from_deepspeed_plugin(const shardrt_deepspeed_plugin
   MERGE(SHARDRT__F_MICRO_BATCH, train_micro_batch_size_per_gpu, SAME_NUM);
   MERGE(SHARDRT__F_TRAIN_BATCH, train_batch_size, SAME_NUM);
   rc = check_ds_precision(c, plan->mixed_precision);
-  if (rc == SHARDRT_OK) rc = shardrt__plan_from_ds(&c->ds, plan);
+  shardrt_plan out = *plan;
+  if (rc == SHARDRT_OK) rc = shardrt__plan_from_ds(&c->ds, &out);
+  if (rc == SHARDRT_OK) rc = shardrt__cfg_optim_finish(c, &out);
+  if (rc == SHARDRT_OK) *plan = out;
 done:
   free(c);
   return rc;

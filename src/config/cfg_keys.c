@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Key tables. Adding a key: a row here, a field in config_internal.h when it
- * feeds a new setting, its parsing in cfg_set.c, a line in docs/config.md. */
+ * feeds a new setting, its parsing in cfg_set.c (cfg_optim.c for the
+ * optimizer and scheduler sections), a line in docs/config.md. */
 #include "src/config/cfg_keys.h"
 
 #define FIELD(n, f) {n, SHARDRT__K_FIELD, f, 0, 0}
@@ -170,6 +171,47 @@ static const shardrt__key bf16_keys[] = {
 };
 static TABLE(bf16_table, bf16_keys, 0);
 
+/* "optimizer" and "scheduler": DeepSpeed builds them from the JSON; so does
+ * libshardrt (cfg_optim.c checks which params fit the named type). */
+static const shardrt__key optim_param_keys[] = {
+    FIELD("lr", SHARDRT__F_OPT_LR),
+    FIELD("betas", SHARDRT__F_OPT_BETAS),
+    FIELD("eps", SHARDRT__F_OPT_EPS),
+    FIELD("weight_decay", SHARDRT__F_OPT_WD),
+    FIELD("momentum", SHARDRT__F_OPT_MOMENTUM),
+    FIELD("adam_w_mode", SHARDRT__F_OPT_ADAM_W_MODE),
+    FIELD("bias_correction", SHARDRT__F_OPT_BIAS_CORRECTION),
+    FIELD("amsgrad", SHARDRT__F_OPT_AMSGRAD),
+    FIELD("nesterov", SHARDRT__F_OPT_NESTEROV),
+    FIELD("dampening", SHARDRT__F_OPT_DAMPENING),
+    FIELD("max_grad_norm", SHARDRT__F_OPT_MAX_GRAD_NORM),
+    IGNORE("torch_adam"),
+};
+static TABLE(optim_param_table, optim_param_keys, 0);
+
+static const shardrt__key optim_keys[] = {
+    FIELD("type", SHARDRT__F_OPTIM_TYPE),
+    SECTION("params", optim_param_table),
+};
+static TABLE(optim_table, optim_keys, 0);
+
+static const shardrt__key sched_param_keys[] = {
+    FIELD("warmup_min_lr", SHARDRT__F_SCHED_MIN_LR),
+    FIELD("warmup_max_lr", SHARDRT__F_SCHED_MAX_LR),
+    FIELD("warmup_num_steps", SHARDRT__F_SCHED_WARMUP_STEPS),
+    FIELD("warmup_type", SHARDRT__F_SCHED_WARMUP_TYPE),
+    FIELD("total_num_steps", SHARDRT__F_SCHED_TOTAL),
+    FIELD("warmup_min_ratio", SHARDRT__F_SCHED_MIN_RATIO),
+    FIELD("cos_min_ratio", SHARDRT__F_SCHED_COS_MIN_RATIO),
+};
+static TABLE(sched_param_table, sched_param_keys, 0);
+
+static const shardrt__key sched_keys[] = {
+    FIELD("type", SHARDRT__F_SCHED_TYPE),
+    SECTION("params", sched_param_table),
+};
+static TABLE(sched_table, sched_keys, 0);
+
 static const shardrt__key json_keys[] = {
     SECTION("zero_optimization", zero_table),
     SECTION("fp16", fp16_table),
@@ -180,8 +222,8 @@ static const shardrt__key json_keys[] = {
     FIELD("train_micro_batch_size_per_gpu", SHARDRT__F_MICRO_BATCH),
     FIELD("train_batch_size", SHARDRT__F_TRAIN_BATCH),
     FIELD("communication_data_type", SHARDRT__F_REDUCE_DTYPE),
-    WARN_SECTION("optimizer", "the optimizer is the program's business: it passes its own hyper-parameters"),
-    WARN_SECTION("scheduler", "the learning-rate schedule is the program's business"),
+    SECTION("optimizer", optim_table),
+    SECTION("scheduler", sched_table),
     WARN_SECTION("activation_checkpointing", "activation memory is the program's business"),
     WARN_SECTION("flops_profiler", "no profiler is built in"),
     WARN_SECTION("amp", "use fp16 or bf16"),

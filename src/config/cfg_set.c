@@ -14,6 +14,11 @@ void shardrt__cfg_init(shardrt__cfg *c, const shardrt_plan *base) {
   else shardrt_plan_default(&c->plan);
   shardrt_fsdp_plugin_default(&c->fsdp);
   shardrt_deepspeed_plugin_default(&c->ds);
+  shardrt_plan d;
+  shardrt_plan_default(&d);
+  c->optim = d.optimizer;
+  c->sched = d.scheduler;
+  c->adam_w_mode = true;
 }
 
 static shardrt_status invalid(const shardrt__val *v, const char *allowed, const char *suggest) {
@@ -79,7 +84,9 @@ static bool field_takes_auto(shardrt__field f) {
     case SHARDRT__F_PARAM_NVME: case SHARDRT__F_ACCUM: case SHARDRT__F_CLIP: case SHARDRT__F_Z3_SAVE:
     case SHARDRT__F_FP16_EN: case SHARDRT__F_BF16_EN: case SHARDRT__F_PREFETCH_BUCKET:
     case SHARDRT__F_PERSISTENCE: case SHARDRT__F_REDUCE_BUCKET: case SHARDRT__F_MICRO_BATCH:
-    case SHARDRT__F_TRAIN_BATCH:
+    case SHARDRT__F_TRAIN_BATCH: case SHARDRT__F_OPT_LR: case SHARDRT__F_OPT_BETAS: case SHARDRT__F_OPT_EPS:
+    case SHARDRT__F_OPT_WD: case SHARDRT__F_OPT_MOMENTUM: case SHARDRT__F_SCHED_MIN_LR: case SHARDRT__F_SCHED_MAX_LR:
+    case SHARDRT__F_SCHED_WARMUP_STEPS: case SHARDRT__F_SCHED_TOTAL:
       return true;
     default: return false;
   }
@@ -308,6 +315,14 @@ static shardrt_status set_value(shardrt__cfg *c, shardrt__field f, const shardrt
     case SHARDRT__F_MIN_SCALE: SHARDRT__CHECK(get_double(v, 0, true, &x)); d->min_loss_scale = x; return SHARDRT_OK;
     case SHARDRT__F_MICRO_BATCH: return get_int(v, 1, INT64_MAX / 2, &d->train_micro_batch_size_per_gpu);
     case SHARDRT__F_TRAIN_BATCH: return get_int(v, 1, INT64_MAX / 2, &d->train_batch_size);
+    case SHARDRT__F_OPTIM_TYPE: case SHARDRT__F_OPT_LR: case SHARDRT__F_OPT_BETAS: case SHARDRT__F_OPT_EPS:
+    case SHARDRT__F_OPT_WD: case SHARDRT__F_OPT_MOMENTUM: case SHARDRT__F_OPT_ADAM_W_MODE:
+    case SHARDRT__F_OPT_BIAS_CORRECTION: case SHARDRT__F_OPT_AMSGRAD: case SHARDRT__F_OPT_NESTEROV:
+    case SHARDRT__F_OPT_DAMPENING: case SHARDRT__F_OPT_MAX_GRAD_NORM: case SHARDRT__F_SCHED_TYPE:
+    case SHARDRT__F_SCHED_MIN_LR: case SHARDRT__F_SCHED_MAX_LR: case SHARDRT__F_SCHED_WARMUP_STEPS:
+    case SHARDRT__F_SCHED_WARMUP_TYPE: case SHARDRT__F_SCHED_TOTAL: case SHARDRT__F_SCHED_MIN_RATIO:
+    case SHARDRT__F_SCHED_COS_MIN_RATIO:
+      return shardrt__cfg_set_optim(c, f, v);
     case SHARDRT__F_COUNT_: break;
   }
   return shardrt__error(SHARDRT_ERR_INTERNAL, "%s: %s: no setter for field %d", v->where, v->key, (int)f);
@@ -323,8 +338,10 @@ shardrt_status shardrt__cfg_set(shardrt__cfg *c, shardrt__field f, const shardrt
                           "gradient_accumulation_steps, gradient_clipping, zero_optimization.stage, "
                           "offload_*.device, offload_*.nvme_path, stage3_gather_16bit_weights_on_model_save, "
                           "fp16.enabled, bf16.enabled, reduce_bucket_size, stage3_prefetch_bucket_size, "
-                          "stage3_param_persistence_threshold, train_micro_batch_size_per_gpu, train_batch_size); "
-                          "give a value", v->where, v->key);
+                          "stage3_param_persistence_threshold, train_micro_batch_size_per_gpu, train_batch_size, "
+                          "optimizer.params lr, betas, eps, weight_decay, momentum, scheduler.params "
+                          "warmup_min_lr, warmup_max_lr, warmup_num_steps, total_num_steps); give a value",
+                          v->where, v->key);
   shardrt_deepspeed_plugin before = c->ds;
   shardrt_status rc;
   if (is_auto) {

@@ -127,7 +127,8 @@ static shardrt_status set_field(walker *w, const shardrt__key *k, yaml_node_t *v
   char joined[SHARDRT_CLS_LIST_MAX];
   char resolved[SHARDRT_PATH_MAX];
   shardrt__val val = {.where = at, .key = path, .from = w->json ? SHARDRT__FROM_JSON : SHARDRT__FROM_YAML};
-  if (v->type == YAML_SEQUENCE_NODE && (k->field == SHARDRT__F_CLS || k->field == SHARDRT__F_GPU_IDS)) {
+  if (v->type == YAML_SEQUENCE_NODE && (k->field == SHARDRT__F_CLS || k->field == SHARDRT__F_GPU_IDS ||
+                                        k->field == SHARDRT__F_OPT_BETAS)) {
     SHARDRT__CHECK(join_sequence(w, v, path, joined, sizeof joined));
     val.text = joined;
   } else if (v->type != YAML_SCALAR_NODE) {

@@ -33,6 +33,12 @@ typedef enum shardrt__field {
   SHARDRT__F_FP16_EN, SHARDRT__F_BF16_EN, SHARDRT__F_LOSS_SCALE, SHARDRT__F_SCALE_POWER,
   SHARDRT__F_SCALE_WINDOW, SHARDRT__F_HYSTERESIS, SHARDRT__F_MIN_SCALE, SHARDRT__F_MICRO_BATCH,
   SHARDRT__F_TRAIN_BATCH,
+  /* DeepSpeed JSON "optimizer" and "scheduler" (cfg_optim.c) */
+  SHARDRT__F_OPTIM_TYPE, SHARDRT__F_OPT_LR, SHARDRT__F_OPT_BETAS, SHARDRT__F_OPT_EPS, SHARDRT__F_OPT_WD,
+  SHARDRT__F_OPT_MOMENTUM, SHARDRT__F_OPT_ADAM_W_MODE, SHARDRT__F_OPT_BIAS_CORRECTION, SHARDRT__F_OPT_AMSGRAD,
+  SHARDRT__F_OPT_NESTEROV, SHARDRT__F_OPT_DAMPENING, SHARDRT__F_OPT_MAX_GRAD_NORM,
+  SHARDRT__F_SCHED_TYPE, SHARDRT__F_SCHED_MIN_LR, SHARDRT__F_SCHED_MAX_LR, SHARDRT__F_SCHED_WARMUP_STEPS,
+  SHARDRT__F_SCHED_WARMUP_TYPE, SHARDRT__F_SCHED_TOTAL, SHARDRT__F_SCHED_MIN_RATIO, SHARDRT__F_SCHED_COS_MIN_RATIO,
   SHARDRT__F_COUNT_
 } shardrt__field;
 
@@ -68,6 +74,10 @@ typedef struct shardrt__cfg {
   bool saw_dist;                                      /* distributed_type was given */
   bool fp16_legacy;                                   /* legacy top-level `fp16: true` */
   char source[SHARDRT_PATH_MAX];                      /* the config file, for messages */
+  shardrt_plan_optimizer optim;                       /* DeepSpeed JSON "optimizer" (cfg_optim.c) */
+  shardrt_plan_scheduler sched;                       /* DeepSpeed JSON "scheduler" */
+  bool optim_adam;                                    /* type "Adam" (not "AdamW"): adam_w_mode applies */
+  bool adam_w_mode;                                   /* optimizer.params.adam_w_mode */
 } shardrt__cfg;
 
 /* ---- cfg_set.c ---- */
@@ -78,6 +88,14 @@ void shardrt__cfg_init(shardrt__cfg *c, const shardrt_plan *base);
 shardrt_status shardrt__cfg_set(shardrt__cfg *c, shardrt__field f, const shardrt__val *v);
 /* Cross-key checks, then the plugin conversions into *out. */
 shardrt_status shardrt__cfg_finish(shardrt__cfg *c, shardrt_plan *out);
+
+/* ---- cfg_optim.c: the DeepSpeed JSON "optimizer" and "scheduler" ---- */
+/* Parses v for one of the SHARDRT__F_OPTIM_* / SHARDRT__F_SCHED_* fields. */
+shardrt_status shardrt__cfg_set_optim(shardrt__cfg *c, shardrt__field f, const shardrt__val *v);
+/* Checks the sections as a whole (parameters of the named type, Adam's L2
+ * mode, DeepSpeed's defaults) and puts them into plan. Leaves plan's
+ * sections alone when the JSON had none. */
+shardrt_status shardrt__cfg_optim_finish(const shardrt__cfg *c, shardrt_plan *plan);
 
 /* ---- plugin.c / cfg_finish.c ---- */
 /* The DeepSpeed conversion proper (p->hf_ds_config is not read here). */

@@ -22,9 +22,10 @@ static void account(shardrt_ctx *ctx, shardrt_coll_kind k, size_t bytes, double 
   shardrt__trace_span(ctx->trace, "comm", shardrt_coll_kind_name(k), t0, t1, (int64_t)bytes);
 }
 
-shardrt_status shardrt__all_gather(shardrt_ctx *ctx, shardrt__group g, const void *send, void *recv, size_t count,
-                                   shardrt_dtype dt, shardrt__req **req) {
+shardrt_status shardrt__all_gather(shardrt_ctx *ctx, const shardrt__unit *u, shardrt__group g, const void *send,
+                                   void *recv, size_t count, shardrt_dtype dt, shardrt__req **req) {
   *req = NULL;
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_ALL_GATHER, u, (int64_t)count, dt, g));
   if (ctx->comm.size[g] == 1) {
     if (send != recv) return ctx->dev.i->copy(ctx->dev.self, recv, send, count * shardrt_dtype_size(dt), SHARDRT__D2D);
     return SHARDRT_OK;
@@ -35,9 +36,10 @@ shardrt_status shardrt__all_gather(shardrt_ctx *ctx, shardrt__group g, const voi
   return SHARDRT_OK;
 }
 
-shardrt_status shardrt__reduce_scatter(shardrt_ctx *ctx, shardrt__group g, const void *send, void *recv,
-                                       size_t count, shardrt_dtype dt, shardrt__req **req) {
+shardrt_status shardrt__reduce_scatter(shardrt_ctx *ctx, const shardrt__unit *u, shardrt__group g, const void *send,
+                                       void *recv, size_t count, shardrt_dtype dt, shardrt__req **req) {
   *req = NULL;
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_REDUCE_SCATTER, u, (int64_t)count, dt, g));
   if (ctx->comm.size[g] == 1)
     return ctx->dev.i->copy(ctx->dev.self, recv, send, count * shardrt_dtype_size(dt), SHARDRT__D2D);
   double t0 = shardrt__now();
@@ -46,23 +48,14 @@ shardrt_status shardrt__reduce_scatter(shardrt_ctx *ctx, shardrt__group g, const
   return SHARDRT_OK;
 }
 
-shardrt_status shardrt__all_reduce(shardrt_ctx *ctx, shardrt__group g, void *buf, size_t count, shardrt_dtype dt,
-                                   shardrt__req **req) {
+shardrt_status shardrt__all_reduce(shardrt_ctx *ctx, const shardrt__unit *u, shardrt__group g, void *buf,
+                                   size_t count, shardrt_dtype dt, shardrt__req **req) {
   *req = NULL;
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_ALL_REDUCE, u, (int64_t)count, dt, g));
   if (ctx->comm.size[g] == 1) return SHARDRT_OK;
   double t0 = shardrt__now();
   SHARDRT__CHECK(ctx->comm.i->all_reduce(ctx->comm.self, g, buf, count, dt, req));
   account(ctx, SHARDRT_COLL_ALL_REDUCE, count * shardrt_dtype_size(dt), t0);
-  return SHARDRT_OK;
-}
-
-shardrt_status shardrt__broadcast(shardrt_ctx *ctx, shardrt__group g, void *buf, size_t count, shardrt_dtype dt,
-                                  int root, shardrt__req **req) {
-  *req = NULL;
-  if (ctx->comm.size[g] == 1) return SHARDRT_OK;
-  double t0 = shardrt__now();
-  SHARDRT__CHECK(ctx->comm.i->broadcast(ctx->comm.self, g, buf, count, dt, root, req));
-  account(ctx, SHARDRT_COLL_BROADCAST, count * shardrt_dtype_size(dt), t0);
   return SHARDRT_OK;
 }
 
@@ -71,6 +64,7 @@ shardrt_status shardrt__wait(shardrt_ctx *ctx, shardrt__req **req, shardrt_coll_
   double t0 = shardrt__now();
   shardrt_status rc = ctx->comm.i->wait(ctx->comm.self, *req);
   *req = NULL;
+  if (rc == SHARDRT_ERR_TIMEOUT) ctx->comm_broken = true;
   double t1 = shardrt__now();
   ctx->cstats.exposed_s += t1 - t0;
   ctx->cstats.time_s[kind] += t1 - t0;

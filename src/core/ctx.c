@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "src/core/ctx.h"
+#include "src/core/schedule.h"
 #include "src/core/trace.h"
 #include "src/strategy/strategy.h"
 
@@ -37,7 +38,10 @@ static shardrt_status pick_device(shardrt_ctx *ctx, const char *want, int local_
 }
 
 static shardrt_status pick_comm(shardrt_ctx *ctx, const char *want, void *mpi_comm, int local_size) {
-  shardrt__comm_args a = {.mpi_comm = mpi_comm, .shard_group_size = ctx->plan.shard_group_size, .dev = &ctx->dev};
+  shardrt__comm_args a = {.mpi_comm = mpi_comm,
+                          .shard_group_size = ctx->plan.shard_group_size,
+                          .dev = &ctx->dev,
+                          .timeout_s = ctx->coll_timeout_s};
   int ngpu = ctx->dev.is_cuda ? shardrt__cuda_device_count() : 0;
   if (!want || strcmp(want, "auto") == 0) {
     /* NCCL needs one GPU per rank; ranks sharing a GPU go through MPI. */
@@ -88,7 +92,9 @@ shardrt_status shardrt_ctx_create(const shardrt_ctx_params *p, shardrt_ctx **out
   MPI_Initialized(&inited);
   if (!inited) {
     int provided;
-    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    /* MULTIPLE lets the mpi backend progress collectives from a thread of
+     * its own while the program computes (src/comm/mpi.c). */
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
       free(ctx);
       return shardrt__error(SHARDRT_ERR_COMM, "MPI_Init_thread failed");
     }
@@ -110,6 +116,7 @@ shardrt_status shardrt_ctx_create(const shardrt_ctx_params *p, shardrt_ctx **out
   SHARDRT__CHECK_GOTO(shardrt_plan_resolve(&ctx->plan, ctx->world), rc, fail);
   MPI_Comm_split(ctx->mpi_world, ctx->rank / ctx->plan.shard_group_size, ctx->rank, &ctx->mpi_shard);
 
+  SHARDRT__CHECK_GOTO(shardrt__sync_setup(ctx), rc, fail);
   SHARDRT__CHECK_GOTO(shardrt__device_cpu_create(&ctx->host), rc, fail);
   /* Device availability can differ per rank: agree on the outcome. */
   rc = pick_device(ctx, p->device, local_size);
@@ -126,7 +133,7 @@ shardrt_status shardrt_ctx_create(const shardrt_ctx_params *p, shardrt_ctx **out
     if (any && !bad) rc = shardrt__error(SHARDRT_ERR_COMM, "comm backend setup failed on another rank");
     if (rc != SHARDRT_OK) goto fail;
   }
-  shardrt_optim_params_default(&ctx->opt);
+  shardrt__optim_init(ctx);
   ctx->micro_count = 1;
   ctx->loss_scale = ctx->plan.loss_scaling
                         ? (ctx->plan.loss_scale > 0 ? ctx->plan.loss_scale : (double)(1ull << ctx->plan.initial_scale_power))
@@ -144,8 +151,11 @@ void shardrt_ctx_destroy(shardrt_ctx *ctx) {
   shardrt__trace_close(ctx->trace);
   for (int i = 0; i < ctx->nunits; i++) {
     shardrt__unit *u = &ctx->units[i];
+    /* After a timeout the backend gives pending requests up at once; MPI may
+     * still write into the unit's buffers, so they are left allocated. */
     if (u->gather_req) shardrt__wait(ctx, &u->gather_req, SHARDRT_COLL_ALL_GATHER);
     if (u->reduce_req) shardrt__wait(ctx, &u->reduce_req, SHARDRT_COLL_REDUCE_SCATTER);
+    if (ctx->comm_broken) continue;
     if (!u->full_alias) shardrt__buf_free(ctx, &u->full);
     if (!u->gview_alias && u->gview.p != u->grad.p) shardrt__buf_free(ctx, &u->gview);
     if (!u->accum_alias) shardrt__buf_free(ctx, &u->accum);
@@ -170,7 +180,9 @@ void shardrt_ctx_destroy(shardrt_ctx *ctx) {
   shardrt__device_destroy(&ctx->dev);
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) {
+  /* A timed-out collective is still pending on some rank: freeing
+   * communicators or finalising could wait for it forever. */
+  if (!finalized && !ctx->comm_broken) {
     if (ctx->mpi_shard != MPI_COMM_NULL) MPI_Comm_free(&ctx->mpi_shard);
     if (ctx->mpi_world != MPI_COMM_NULL) MPI_Comm_free(&ctx->mpi_world);
     if (ctx->own_mpi) MPI_Finalize();
@@ -242,13 +254,15 @@ shardrt_status shardrt_set_optimizer(shardrt_ctx *ctx, const shardrt_optim_param
                           "optimizer hyper-parameters out of range (lr %g, betas %g/%g, eps %g, weight_decay %g, "
                           "momentum %g): lr, weight_decay, momentum >= 0, betas in [0,1), eps > 0",
                           p->lr, p->beta1, p->beta2, p->eps, p->weight_decay, p->momentum);
-  ctx->opt = *p;
+  ctx->prog_opt = *p;
+  shardrt__optim_refresh(ctx);
   return SHARDRT_OK;
 }
 
 shardrt_status shardrt_set_lr(shardrt_ctx *ctx, double lr) {
   if (!(lr >= 0)) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "learning rate %g must be >= 0", lr);
-  ctx->opt.lr = lr;
+  ctx->prog_opt.lr = lr;
+  shardrt__optim_refresh(ctx);
   return SHARDRT_OK;
 }
 
@@ -257,6 +271,7 @@ double shardrt_loss_scale(const shardrt_ctx *ctx) { return ctx->loss_scale; }
 shardrt_status shardrt_allreduce_sum_f64(shardrt_ctx *ctx, double *vals, int n) {
   if (!ctx || (!vals && n > 0) || n < 0)
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_allreduce_sum_f64: bad arguments");
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_USER_ALLREDUCE, NULL, n, 0, 0));
   if (MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, ctx->mpi_world) != MPI_SUCCESS)
     return shardrt__error(SHARDRT_ERR_COMM, "shardrt_allreduce_sum_f64: MPI_Allreduce failed");
   return SHARDRT_OK;

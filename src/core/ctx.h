@@ -109,7 +109,10 @@ struct shardrt_ctx {
   bool finalized;
   bool finalize_failed; /* units half-built: the context cannot be finalized again */
 
-  shardrt_optim_params opt;
+  shardrt_optim_params opt;      /* what a step runs: prog_opt under the plan's config optimizer (schedule.c) */
+  shardrt_optim_params prog_opt; /* the program's: shardrt_set_optimizer, shardrt_set_lr */
+  int64_t total_steps, warmup_steps; /* shardrt_set_train_steps; <= 0: not given */
+  double last_lr;                /* the lr of the last shardrt_step; NAN before the first */
   int64_t step;
   int micro_index, micro_count;
   /* fp16 loss scaler */
@@ -131,6 +134,12 @@ struct shardrt_ctx {
   int nallocs;
   int nvme_seq;
   shardrt__trace *trace;
+
+  /* Collective consistency (sync_check.c). */
+  bool check_collectives; /* SHARDRT_DEBUG=collectives */
+  int64_t sync_seq;       /* checks done so far: the same on every rank */
+  double coll_timeout_s;  /* SHARDRT_COLL_TIMEOUT_S; 0: wait forever */
+  bool comm_broken;       /* a collective timed out: MPI is left as it is */
 };
 
 /* ---- buffers (src/core/buffer.c) ---- */
@@ -154,17 +163,37 @@ static inline void *shardrt__at(const shardrt__buf *b, int64_t off) {
 }
 
 /* ---- collectives with accounting (src/core/coll.c) ---- */
-shardrt_status shardrt__all_gather(shardrt_ctx *ctx, shardrt__group g, const void *send, void *recv, size_t count,
-                                   shardrt_dtype dt, shardrt__req **req);
-shardrt_status shardrt__reduce_scatter(shardrt_ctx *ctx, shardrt__group g, const void *send, void *recv,
-                                       size_t count, shardrt_dtype dt, shardrt__req **req);
-shardrt_status shardrt__all_reduce(shardrt_ctx *ctx, shardrt__group g, void *buf, size_t count, shardrt_dtype dt,
-                                   shardrt__req **req);
-shardrt_status shardrt__broadcast(shardrt_ctx *ctx, shardrt__group g, void *buf, size_t count, shardrt_dtype dt,
-                                  int root, shardrt__req **req);
+/* `u` is the unit the collective serves (for SHARDRT_DEBUG=collectives). */
+shardrt_status shardrt__all_gather(shardrt_ctx *ctx, const shardrt__unit *u, shardrt__group g, const void *send,
+                                   void *recv, size_t count, shardrt_dtype dt, shardrt__req **req);
+shardrt_status shardrt__reduce_scatter(shardrt_ctx *ctx, const shardrt__unit *u, shardrt__group g, const void *send,
+                                       void *recv, size_t count, shardrt_dtype dt, shardrt__req **req);
+shardrt_status shardrt__all_reduce(shardrt_ctx *ctx, const shardrt__unit *u, shardrt__group g, void *buf,
+                                   size_t count, shardrt_dtype dt, shardrt__req **req);
 /* Waits on a request; the time spent counts as exposed communication. */
 shardrt_status shardrt__wait(shardrt_ctx *ctx, shardrt__req **req, shardrt_coll_kind kind);
 double shardrt__now(void);
+
+/* ---- collective consistency (src/core/sync_check.c) ---- */
+/* What a rank is about to do at a point where all ranks must do the same. */
+typedef enum shardrt__sync_op {
+  SHARDRT__SYNC_ALL_GATHER = 0,
+  SHARDRT__SYNC_REDUCE_SCATTER,
+  SHARDRT__SYNC_ALL_REDUCE,
+  SHARDRT__SYNC_STEP,
+  SHARDRT__SYNC_SAVE,
+  SHARDRT__SYNC_LOAD,
+  SHARDRT__SYNC_USER_ALLREDUCE,
+  SHARDRT__SYNC_COUNT_
+} shardrt__sync_op;
+/* Reads SHARDRT_DEBUG and SHARDRT_COLL_TIMEOUT_S into the context. */
+shardrt_status shardrt__sync_setup(shardrt_ctx *ctx);
+/* With SHARDRT_DEBUG=collectives: every rank shows the others what it is
+ * about to do; all get SHARDRT_ERR_MISMATCH naming each rank's operation if
+ * they differ, SHARDRT_ERR_TIMEOUT if some rank does not arrive. A no-op
+ * otherwise. u may be NULL (not a unit's collective). */
+shardrt_status shardrt__sync_check(shardrt_ctx *ctx, shardrt__sync_op op, const shardrt__unit *u, int64_t count,
+                                   int dt, int group);
 
 /* ---- units (src/core/units.c) ---- */
 shardrt_status shardrt__build_units(shardrt_ctx *ctx);

@@ -22,6 +22,7 @@ const char *shardrt_status_str(shardrt_status rc) {
     case SHARDRT_ERR_CORRUPT: return "corrupt data";
     case SHARDRT_ERR_NOT_FOUND: return "not found";
     case SHARDRT_ERR_INTERNAL: return "internal error";
+    case SHARDRT_ERR_TIMEOUT: return "collective timed out";
   }
   return "unknown status";
 }

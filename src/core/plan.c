@@ -39,6 +39,56 @@ void shardrt_plan_default(shardrt_plan *p) {
   p->loss_scale_window = 1000;
   p->hysteresis = 2;
   p->min_loss_scale = 1.0;
+  /* DeepSpeed's optimizer and scheduler defaults (used when a config names
+   * the section; "given" says which values it wrote). */
+  p->optimizer.type = SHARDRT_OPTIMIZER_PROGRAM;
+  p->optimizer.lr = 1e-3;
+  p->optimizer.beta1 = 0.9;
+  p->optimizer.beta2 = 0.999;
+  p->optimizer.eps = 1e-8;
+  p->scheduler.type = SHARDRT_SCHEDULE_NONE;
+  p->scheduler.warmup_max_lr = 1e-3;
+  p->scheduler.warmup_num_steps = 1000;
+  p->scheduler.warmup_type = SHARDRT_WARMUP_LOG;
+  p->scheduler.cos_min_ratio = 1e-4;
+}
+
+/* The optimizer and scheduler sections of a plan built in code get the same
+ * range checks as the config files' values. */
+static shardrt_status check_optim_sections(const shardrt_plan *p) {
+  const shardrt_plan_optimizer *o = &p->optimizer;
+  const shardrt_plan_scheduler *s = &p->scheduler;
+  if (o->type < SHARDRT_OPTIMIZER_PROGRAM || o->type > SHARDRT_OPTIMIZER_SGD)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "plan: optimizer.type %d is not an optimizer (0 program, 1 AdamW, 2 SGD)",
+                          (int)o->type);
+  uint32_t g = o->type == SHARDRT_OPTIMIZER_PROGRAM ? 0 : o->given;
+  if (((g & SHARDRT_GIVEN_LR) && !(o->lr >= 0)) || ((g & SHARDRT_GIVEN_WEIGHT_DECAY) && !(o->weight_decay >= 0)) ||
+      ((g & SHARDRT_GIVEN_MOMENTUM) && !(o->momentum >= 0)) || ((g & SHARDRT_GIVEN_EPS) && !(o->eps > 0)) ||
+      ((g & SHARDRT_GIVEN_BETAS) && !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1)))
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "plan: optimizer hyper-parameters out of range (lr %g, betas %g/%g, eps %g, weight_decay %g, "
+                          "momentum %g): lr, weight_decay, momentum >= 0, betas in [0,1), eps > 0",
+                          o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->momentum);
+  if (s->type < SHARDRT_SCHEDULE_NONE || s->type > SHARDRT_SCHEDULE_WARMUP_COSINE_LR)
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "plan: scheduler.type %d is not a schedule (0 none, 1 WarmupLR, 2 WarmupDecayLR, "
+                          "3 WarmupCosineLR)", (int)s->type);
+  if (s->type == SHARDRT_SCHEDULE_NONE) return SHARDRT_OK;
+  if (s->warmup_type != SHARDRT_WARMUP_LOG && s->warmup_type != SHARDRT_WARMUP_LINEAR)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "plan: scheduler.warmup_type %d (allowed: 0 log, 1 linear)",
+                          (int)s->warmup_type);
+  g = s->given;
+  if (!(s->warmup_min_lr >= 0) || ((g & SHARDRT_GIVEN_WARMUP_MAX_LR) && !(s->warmup_max_lr >= 0)) ||
+      ((g & SHARDRT_GIVEN_WARMUP_NUM_STEPS) && s->warmup_num_steps < 1) ||
+      ((g & SHARDRT_GIVEN_TOTAL_NUM_STEPS) && s->total_num_steps < 1) || !(s->warmup_min_ratio >= 0) ||
+      !(s->cos_min_ratio >= 0))
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "plan: %s parameters out of range (warmup_min_lr %g, warmup_max_lr %g, warmup_num_steps "
+                          "%lld, total_num_steps %lld, warmup_min_ratio %g, cos_min_ratio %g): lrs and ratios >= 0, "
+                          "step counts >= 1", shardrt_lr_schedule_name(s->type), s->warmup_min_lr, s->warmup_max_lr,
+                          (long long)s->warmup_num_steps, (long long)s->total_num_steps, s->warmup_min_ratio,
+                          s->cos_min_ratio);
+  return SHARDRT_OK;
 }
 
 static int stage_of(shardrt_strategy s) {
@@ -156,6 +206,7 @@ shardrt_status shardrt_plan_resolve(shardrt_plan *p, int world) {
     return shardrt__error(SHARDRT_ERR_CONFIG,
                           "plan: fp16 loss scaling needs loss_scale >= 0, min_loss_scale > 0, loss_scale_window >= 1 "
                           "and hysteresis >= 1");
+  SHARDRT__CHECK(check_optim_sections(p));
   p->resolved = true;
   return SHARDRT_OK;
 }
@@ -215,3 +266,11 @@ const char *shardrt_state_dict_type_name(shardrt_state_dict_type t) {
 const char *shardrt_accum_mode_name(shardrt_accum_mode m) {
   return m == SHARDRT_ACCUM_REDUCE_EACH ? "reduce_each" : m == SHARDRT_ACCUM_NO_SYNC ? "no_sync" : "auto";
 }
+const char *shardrt_optimizer_type_name(shardrt_optimizer_type t) {
+  return t == SHARDRT_OPTIMIZER_ADAMW ? "AdamW" : t == SHARDRT_OPTIMIZER_SGD ? "SGD" : "program";
+}
+const char *shardrt_lr_schedule_name(shardrt_lr_schedule s) {
+  static const char *const n[] = {"none", "WarmupLR", "WarmupDecayLR", "WarmupCosineLR"};
+  return (s >= SHARDRT_SCHEDULE_NONE && s <= SHARDRT_SCHEDULE_WARMUP_COSINE_LR) ? n[s] : "?";
+}
+const char *shardrt_warmup_type_name(shardrt_warmup_type t) { return t == SHARDRT_WARMUP_LINEAR ? "linear" : "log"; }

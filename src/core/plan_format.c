@@ -65,6 +65,55 @@ static void maybe_int(writer *w, const char *k, long long v, bool unresolved) {
   else integer(w, k, v);
 }
 
+static void number(writer *w, const char *k, double v) {
+  key(w, k);
+  out(w, "%.9g", v);
+  end(w);
+}
+/* A config value, or the program's when the config left it "auto". */
+static void maybe_num(writer *w, const char *k, double v, bool given) {
+  if (given) number(w, k, v);
+  else str(w, k, "auto (set by the program)");
+}
+
+/* The DeepSpeed JSON optimizer and scheduler: only what their type uses. */
+static void optim_sections(writer *w, const shardrt_plan *p) {
+  const shardrt_plan_optimizer *o = &p->optimizer;
+  str(w, "optimizer", shardrt_optimizer_type_name(o->type));
+  if (o->type != SHARDRT_OPTIMIZER_PROGRAM) {
+    maybe_num(w, "optimizer_lr", o->lr, o->given & SHARDRT_GIVEN_LR);
+    if (o->type == SHARDRT_OPTIMIZER_ADAMW) {
+      if (o->given & SHARDRT_GIVEN_BETAS) {
+        key(w, "optimizer_betas");
+        out(w, w->table ? "%.9g,%.9g" : "[%.9g, %.9g]", o->beta1, o->beta2);
+        end(w);
+      } else {
+        str(w, "optimizer_betas", "auto (set by the program)");
+      }
+      maybe_num(w, "optimizer_eps", o->eps, o->given & SHARDRT_GIVEN_EPS);
+    } else {
+      maybe_num(w, "optimizer_momentum", o->momentum, o->given & SHARDRT_GIVEN_MOMENTUM);
+    }
+    maybe_num(w, "optimizer_weight_decay", o->weight_decay, o->given & SHARDRT_GIVEN_WEIGHT_DECAY);
+  }
+  const shardrt_plan_scheduler *s = &p->scheduler;
+  str(w, "scheduler", shardrt_lr_schedule_name(s->type));
+  if (s->type == SHARDRT_SCHEDULE_NONE) return;
+  bool cosine = s->type == SHARDRT_SCHEDULE_WARMUP_COSINE_LR;
+  if (!cosine) {
+    number(w, "warmup_min_lr", s->warmup_min_lr);
+    maybe_num(w, "warmup_max_lr", s->warmup_max_lr, s->given & SHARDRT_GIVEN_WARMUP_MAX_LR);
+  }
+  maybe_int(w, "warmup_num_steps", s->warmup_num_steps, !(s->given & SHARDRT_GIVEN_WARMUP_NUM_STEPS));
+  str(w, "warmup_type", shardrt_warmup_type_name(s->warmup_type));
+  if (s->type != SHARDRT_SCHEDULE_WARMUP_LR)
+    maybe_int(w, "total_num_steps", s->total_num_steps, !(s->given & SHARDRT_GIVEN_TOTAL_NUM_STEPS));
+  if (cosine) {
+    number(w, "warmup_min_ratio", s->warmup_min_ratio);
+    number(w, "cos_min_ratio", s->cos_min_ratio);
+  }
+}
+
 int shardrt_plan_format(const shardrt_plan *p, bool table, char *buf, size_t len) {
   writer w = {.buf = buf, .len = len, .table = table, .first = true};
   if (len) buf[0] = '\0';
@@ -121,6 +170,7 @@ int shardrt_plan_format(const shardrt_plan *p, bool table, char *buf, size_t len
   maybe_int(&w, "train_micro_batch_size_per_gpu", p->train_micro_batch_size_per_gpu,
             p->unresolved & SHARDRT_UNRESOLVED_MICRO_BATCH);
   maybe_int(&w, "train_batch_size", p->train_batch_size, p->unresolved & SHARDRT_UNRESOLVED_TRAIN_BATCH);
+  optim_sections(&w, p);
   integer(&w, "num_processes", p->num_processes);
   integer(&w, "num_machines", p->num_machines);
   integer(&w, "machine_rank", p->machine_rank);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "src/core/ctx.h"
+#include "src/core/schedule.h"
 #include "src/core/trace.h"
 #include "src/strategy/strategy.h"
 
@@ -79,6 +80,15 @@ shardrt_status shardrt_step(shardrt_ctx *ctx, shardrt_step_info *out) {
     if (ctx->units[i].phase != SHARDRT__IDLE)
       return shardrt__error(SHARDRT_ERR_STATE, "shardrt_step: unit %d '%s' is still in %s", i, ctx->units[i].name,
                             ctx->units[i].phase == SHARDRT__FORWARD ? "forward" : "backward");
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_STEP, NULL, 0, 0, 0));
+  /* The lr of this update: the config's schedule at the applied-update count
+   * (DeepSpeed steps its scheduler only after applied updates), else the
+   * program's or the config optimizer's. Checked before any collective. */
+  double lr;
+  shardrt_status lrc = shardrt__lr_for_step(ctx, ctx->step, &lr);
+  if (lrc != SHARDRT_OK) return shardrt__error_wrap(lrc, "shardrt_step");
+  ctx->opt.lr = lr;
+  ctx->last_lr = lr;
   double t0 = shardrt__now();
   SHARDRT__CHECK(shardrt__finish_all_reductions(ctx));
   for (int i = 0; i < ctx->nunits; i++)

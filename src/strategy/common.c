@@ -17,7 +17,7 @@ shardrt_status shardrt__full_gather_shards(shardrt_ctx *ctx, shardrt__unit *u) {
                                       ctx->plan.compute_dtype, u->padded));
   /* Cast the own shard first so the gather moves compute-dtype bytes. */
   SHARDRT__CHECK(shardrt__buf_cast(ctx, &u->full, u->shard_off, &u->param, 0, u->shard_n));
-  return shardrt__all_gather(ctx, SHARDRT__GROUP_SHARD, shardrt__at(&u->full, u->shard_off), u->full.p,
+  return shardrt__all_gather(ctx, u, SHARDRT__GROUP_SHARD, shardrt__at(&u->full, u->shard_off), u->full.p,
                              (size_t)u->shard_n, u->full.dt, &u->gather_req);
 }
 
@@ -54,7 +54,7 @@ static shardrt_status abandon(shardrt_ctx *ctx, shardrt__unit *u, shardrt_status
 shardrt_status shardrt__reduce_all(shardrt_ctx *ctx, shardrt__unit *u, shardrt__buf *src) {
   u->red = *src; /* takes ownership (or the alias of u->grad) */
   shardrt_status rc =
-      shardrt__all_reduce(ctx, SHARDRT__GROUP_WORLD, u->red.p, (size_t)u->padded, u->red.dt, &u->reduce_req);
+      shardrt__all_reduce(ctx, u, SHARDRT__GROUP_WORLD, u->red.p, (size_t)u->padded, u->red.dt, &u->reduce_req);
   return rc == SHARDRT_OK ? rc : abandon(ctx, u, rc);
 }
 
@@ -63,7 +63,7 @@ shardrt_status shardrt__reduce_shards(shardrt_ctx *ctx, shardrt__unit *u, shardr
   shardrt_status rc = shardrt__buf_alloc(ctx, &u->red_out, SHARDRT__MEM_STAGING, SHARDRT__LOC_DEVICE, u->red.dt,
                                          u->shard_n);
   if (rc == SHARDRT_OK)
-    rc = shardrt__reduce_scatter(ctx, SHARDRT__GROUP_SHARD, u->red.p, u->red_out.p, (size_t)u->shard_n, u->red.dt,
+    rc = shardrt__reduce_scatter(ctx, u, SHARDRT__GROUP_SHARD, u->red.p, u->red_out.p, (size_t)u->shard_n, u->red.dt,
                                  &u->reduce_req);
   return rc == SHARDRT_OK ? rc : abandon(ctx, u, rc);
 }
@@ -76,7 +76,7 @@ shardrt_status shardrt__finish_reduce(shardrt_ctx *ctx, shardrt__unit *u) {
   if (rc == SHARDRT_OK && sharded && ctx->comm.size[SHARDRT__GROUP_REPLICA] > 1) {
     /* Hybrid: the shard group's sum, summed again across replicas. */
     shardrt__req *req = NULL;
-    rc = shardrt__all_reduce(ctx, SHARDRT__GROUP_REPLICA, u->red_out.p, (size_t)u->shard_n, u->red_out.dt, &req);
+    rc = shardrt__all_reduce(ctx, u, SHARDRT__GROUP_REPLICA, u->red_out.p, (size_t)u->shard_n, u->red_out.dt, &req);
     if (rc == SHARDRT_OK) rc = shardrt__wait(ctx, &req, SHARDRT_COLL_ALL_REDUCE);
   }
   bool in_place = u->red.p == u->grad.p;
@@ -99,14 +99,14 @@ shardrt_status shardrt__allgather_params(shardrt_ctx *ctx, shardrt__unit *u) {
                                            u->padded);
     if (rc == SHARDRT_OK) rc = shardrt__buf_cast(ctx, &tmp, u->shard_off, &u->param, u->shard_off, u->shard_n);
     if (rc == SHARDRT_OK)
-      rc = shardrt__all_gather(ctx, SHARDRT__GROUP_SHARD, shardrt__at(&tmp, u->shard_off), tmp.p, (size_t)u->shard_n,
+      rc = shardrt__all_gather(ctx, u, SHARDRT__GROUP_SHARD, shardrt__at(&tmp, u->shard_off), tmp.p, (size_t)u->shard_n,
                                tmp.dt, &req);
     if (rc == SHARDRT_OK) rc = shardrt__wait(ctx, &req, SHARDRT_COLL_ALL_GATHER);
     if (rc == SHARDRT_OK) rc = shardrt__buf_cast(ctx, &u->param, 0, &tmp, 0, u->padded);
     shardrt__buf_free(ctx, &tmp);
     return rc;
   }
-  SHARDRT__CHECK(shardrt__all_gather(ctx, SHARDRT__GROUP_SHARD, shardrt__at(&u->param, u->shard_off), u->param.p,
+  SHARDRT__CHECK(shardrt__all_gather(ctx, u, SHARDRT__GROUP_SHARD, shardrt__at(&u->param, u->shard_off), u->param.p,
                                      (size_t)u->shard_n, u->param.dt, &req));
   return shardrt__wait(ctx, &req, SHARDRT_COLL_ALL_GATHER);
 }

@@ -72,8 +72,9 @@ int shardrt_cmd_env(int argc, char **argv) {
   if (comma) *comma = '\0';
   printf("mpi:              %s (MPI %d.%d)\n", mpi, major, minor);
   printf("libyaml:          %s\n", yaml_get_version_string());
-  static const char *const vars[] = {"CUDA_VISIBLE_DEVICES", "SHARDRT_CONFIG_FILE", "SHARDRT_OVERRIDES",
-                                     "SHARDRT_MPIRUN", "SHARDRT_MPIRUN_FLAGS"};
+  static const char *const vars[] = {"CUDA_VISIBLE_DEVICES", "SHARDRT_CONFIG_FILE",  "SHARDRT_OVERRIDES",
+                                     "SHARDRT_MPIRUN",       "SHARDRT_MPIRUN_FLAGS", "SHARDRT_MPI_PROGRESS",
+                                     "SHARDRT_MPI_PROGRESS_US", "SHARDRT_DEBUG",       "SHARDRT_COLL_TIMEOUT_S"};
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
     if (getenv(vars[i])) printf("%-17s %s\n", vars[i], getenv(vars[i]));
   return 0;

@@ -158,8 +158,9 @@ int shardrt_cmd_launch(int argc, char **argv) {
     fprintf(stderr, "shardrt: warning: num_machines is %d but mpirun_config.mpirun_hostfile is not set: starting all "
             "%d ranks on this machine\n", plan.num_machines, plan.num_processes);
   }
-  static const char *const exported[] = {"SHARDRT_CONFIG_FILE", "SHARDRT_OVERRIDES", "MASTER_ADDR", "MASTER_PORT",
-                                         "CUDA_VISIBLE_DEVICES"};
+  static const char *const exported[] = {"SHARDRT_CONFIG_FILE", "SHARDRT_OVERRIDES",     "MASTER_ADDR",
+                                         "MASTER_PORT",         "CUDA_VISIBLE_DEVICES",  "SHARDRT_MPI_PROGRESS",
+                                         "SHARDRT_MPI_PROGRESS_US", "SHARDRT_DEBUG",        "SHARDRT_COLL_TIMEOUT_S"};
   for (size_t e = 0; e < sizeof exported / sizeof exported[0]; e++)
     if (getenv(exported[e])) args[k++] = "-x", args[k++] = (char *)exported[e];
   for (char *tok = strtok(extra, " "); tok && k < MAX_MPI_ARGS - 2; tok = strtok(NULL, " ")) args[k++] = tok;

@@ -100,6 +100,23 @@ static void tu_field(const shardrt_plan *p, const char *key, char *out, size_t c
   else if (IS("gpu_ids")) snprintf(out, cap, "%s", p->gpu_ids);
   else if (IS("use_cpu")) snprintf(out, cap, "%d", p->use_cpu);
   else if (IS("ignored")) snprintf(out, cap, "%s", p->ignored_modules);
+  /* DeepSpeed JSON optimizer and scheduler */
+  else if (IS("optim")) snprintf(out, cap, "%s", shardrt_optimizer_type_name(p->optimizer.type));
+  else if (IS("optim_given")) snprintf(out, cap, "%u", p->optimizer.given);
+  else if (IS("lr")) snprintf(out, cap, "%g", p->optimizer.lr);
+  else if (IS("betas")) snprintf(out, cap, "%g,%g", p->optimizer.beta1, p->optimizer.beta2);
+  else if (IS("eps")) snprintf(out, cap, "%g", p->optimizer.eps);
+  else if (IS("wd")) snprintf(out, cap, "%g", p->optimizer.weight_decay);
+  else if (IS("momentum")) snprintf(out, cap, "%g", p->optimizer.momentum);
+  else if (IS("sched")) snprintf(out, cap, "%s", shardrt_lr_schedule_name(p->scheduler.type));
+  else if (IS("sched_given")) snprintf(out, cap, "%u", p->scheduler.given);
+  else if (IS("min_lr")) snprintf(out, cap, "%g", p->scheduler.warmup_min_lr);
+  else if (IS("max_lr")) snprintf(out, cap, "%g", p->scheduler.warmup_max_lr);
+  else if (IS("warmup")) snprintf(out, cap, "%lld", (long long)p->scheduler.warmup_num_steps);
+  else if (IS("wtype")) snprintf(out, cap, "%s", shardrt_warmup_type_name(p->scheduler.warmup_type));
+  else if (IS("total")) snprintf(out, cap, "%lld", (long long)p->scheduler.total_num_steps);
+  else if (IS("wmr")) snprintf(out, cap, "%g", p->scheduler.warmup_min_ratio);
+  else if (IS("cmr")) snprintf(out, cap, "%g", p->scheduler.cos_min_ratio);
   else fail_msg("test bug: unknown expectation key '%s'", key);
 #undef IS
 }

@@ -27,6 +27,8 @@ static const promise promises[] = {
     {"ds_zero3_nvme.yaml", {"offload_params=nvme", "offload_optimizer=nvme", "param_nvme=/tmp/shardrt_nvme/params", 0}},
     {"ds_zero3_hpz.yaml", {"strategy=HYBRID_SHARD", "group=2", "np=4", 0}},
     {"ds_json.yaml", {"strategy=SHARD_GRAD_OP", "ag_bucket=200000000", 0}},
+    {"ds_zero2_schedule.yaml", {"strategy=SHARD_GRAD_OP", "optim=AdamW", "betas=0.9,0.95", "sched=WarmupDecayLR",
+                                "warmup=5", "wtype=linear", "sched_given=64", 0}},
     {"ds_bf16.yaml", {"strategy=FULL_SHARD", "mp=bf16", "load_dtype=bf16", 0}},
     {"multi_cpu.yaml", {"dist=MULTI_CPU", "strategy=NO_SHARD", 0}},
 };

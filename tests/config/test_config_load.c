@@ -101,9 +101,9 @@ static const good_case good[] = {
      "{\n\t\"zero_optimization\":{\"stage\":2,\"offload_optimizer\":{\"device\":\"cpu\",\"pin_memory\":true}},\n"
      "\t\"bf16\":{\"enabled\":true}\n}\n",
      {"strategy=SHARD_GRAD_OP", "offload_optimizer=cpu", "mp=bf16", 0}},
-    {"json optimizer section warns", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
+    {"json optimizer section is read", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
      "{\"zero_optimization\": {\"stage\": 2}, \"optimizer\": {\"type\": \"AdamW\", \"params\": {\"lr\": \"auto\"}}}",
-     {"strategy=SHARD_GRAD_OP", 0}, "optimizer is not used by libshardrt"},
+     {"strategy=SHARD_GRAD_OP", "optim=AdamW", "optim_given=0", "sched=none", 0}},
     {"json communication dtype", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
      "{\"zero_optimization\": {\"stage\": 2}, \"communication_data_type\": \"fp32\"}", {"reduce_dtype=fp32", 0}},
     {"json as the config itself",

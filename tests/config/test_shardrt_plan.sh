@@ -28,7 +28,19 @@ check "mixed precision override" has "$TMP/o" '^compute_dtype  *bf16'
 "$BIN" plan --config_file "$CFG/ds_json.yaml" >"$TMP/o" 2>"$TMP/e"
 check "ds json exits 0" test $? -eq 0
 check "auto prints as unresolved" has "$TMP/o" 'auto (set by the program)'
-check "optimizer section warned" has "$TMP/e" 'shardrt: warning: .*optimizer is not used'
+check "optimizer section applied" has "$TMP/o" '"optimizer": "AdamW"'
+check "optimizer auto prints as the program's" has "$TMP/o" '"optimizer_lr": "auto (set by the program)"'
+
+"$BIN" plan --config_file "$CFG/ds_zero2_schedule.yaml" --format table >"$TMP/o" 2>"$TMP/e"
+check "schedule config exits 0" test $? -eq 0
+check "schedule shown" has "$TMP/o" '^scheduler  *WarmupDecayLR'
+check "schedule warmup shown" has "$TMP/o" '^warmup_num_steps  *5'
+check "schedule total left to the program" has "$TMP/o" '^total_num_steps  *auto (set by the program)'
+
+printf '{"zero_optimization": {"stage": 2}, "scheduler": {"type": "OneCycle", "params": {}}}\n' >"$TMP/onecycle.json"
+"$BIN" plan --config_file "$TMP/onecycle.json" >"$TMP/o" 2>"$TMP/e"
+check "unsupported scheduler fails" test $? -ne 0
+check "unsupported scheduler named" has "$TMP/e" 'scheduler.type: OneCycle is not supported by libshardrt (allowed: WarmupLR, WarmupDecayLR, WarmupCosineLR)'
 
 "$BIN" plan --config_file "$CFG/fsdp_hybrid_shard.yaml" --world_size 6 >"$TMP/o" 2>"$TMP/e"
 check "world size mismatch fails" test $? -ne 0

@@ -38,6 +38,8 @@ shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm 
   int nl = c->layers + 2, world = shardrt_world_size(ctx), rank = shardrt_rank(ctx);
   lyr L[64];
   rc = shardrt_set_optimizer(ctx, &c->opt);
+  if (!rc && (c->total_steps > 0 || c->warmup_steps > 0))
+    rc = shardrt_set_train_steps(ctx, c->total_steps, c->warmup_steps);
   for (int i = 0; rc == SHARDRT_OK && i < nl; i++) {
     char name[32];
     const char *cls = (i == 0 || i == nl - 1) ? "Linear" : "Block";
@@ -80,6 +82,7 @@ shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm 
   for (int i = 0; i <= nl; i++) act[i] = malloc(sizeof(float) * rows * wide);
   out->loss = calloc((size_t)c->steps, sizeof(double));
   out->norm = calloc((size_t)c->steps, sizeof(double));
+  out->lr = calloc((size_t)c->steps, sizeof(double));
   for (int s = 0; !rc && s < c->steps; s++) {
     double lsum = 0;
     shardrt_comm_stats_reset(ctx);
@@ -132,7 +135,9 @@ shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm 
       }
     }
     shardrt_step_info info;
+    if (!rc && c->lr_at) rc = shardrt_set_lr(ctx, c->lr_at(s, c->lr_user));
     if (!rc) rc = shardrt_step(ctx, &info);
+    out->lr[s] = shardrt_last_lr(ctx);
     if (!rc) rc = shardrt_allreduce_sum_f64(ctx, &lsum, 1);
     out->loss[s] = lsum / c->global_batch;
     out->norm[s] = info.grad_norm;
@@ -165,6 +170,7 @@ shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm 
 void mini_run_free(mini_run *r) {
   free(r->loss);
   free(r->norm);
+  free(r->lr);
   free(r->weights);
   memset(r, 0, sizeof *r);
 }

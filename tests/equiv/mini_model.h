@@ -14,11 +14,17 @@ typedef struct mini_cfg {
   int steps;
   uint64_t seed;
   shardrt_optim_params opt;
+  /* The program's own schedule: shardrt_set_lr(lr_at(s)) before update s
+   * (s = updates applied before it); NULL: none. */
+  double (*lr_at)(int64_t s, void *user);
+  void *lr_user;
+  int64_t total_steps, warmup_steps; /* shardrt_set_train_steps when either is > 0 */
 } mini_cfg;
 
 typedef struct mini_run {
   double *loss;     /* per step */
   double *norm;     /* grad norm per step */
+  double *lr;       /* shardrt_last_lr after each step */
   float *weights;   /* all params concatenated (every rank) */
   int64_t nweights;
   shardrt_mem_stats mem;      /* after the last step */
