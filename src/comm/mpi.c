@@ -20,11 +20,12 @@
 #include <mpi.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __linux__
 #include <sys/prctl.h>
+#endif
 #include <time.h>
 
 #include "src/comm/comm.h"
@@ -129,8 +130,10 @@ static void hand_over(mpi_comm *m, shardrt__req *req) {
 
 static void *progress_main(void *arg) {
   progress_thread *pt = arg;
+#ifdef __linux__
   /* The default 50 us timer slack would double a short poll interval. */
   prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+#endif
   struct timespec nap = {.tv_sec = pt->interval_ns / 1000000000L, .tv_nsec = pt->interval_ns % 1000000000L};
   pthread_mutex_lock(&pt->mu);
   for (;;) {

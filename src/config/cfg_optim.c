@@ -30,21 +30,13 @@ static const char *const sched_foreign[] = {"OneCycle",        "LRRangeTest",   
                                             "CosineAnnealingWarmRestarts"};
 static const char *const warmup_names[] = {"log", "linear"};
 
-static shardrt_status invalid(const shardrt__val *v, const char *allowed, const char *suggest) {
-  if (suggest)
-    return shardrt__error(SHARDRT_ERR_CONFIG, "%s: %s: invalid value '%.100s' (allowed: %s); did you mean '%s'?",
-                          v->where, v->key, v->text, allowed, suggest);
-  return shardrt__error(SHARDRT_ERR_CONFIG, "%s: %s: invalid value '%.100s' (allowed: %s)", v->where, v->key,
-                        v->text, allowed);
-}
-
 /* A number in [lo, hi) (hi_open) or [lo, hi]; lo_open excludes lo. */
 static shardrt_status get_num(const shardrt__val *v, double lo, bool lo_open, double hi, bool hi_open, double *out) {
   char allowed[96];
   if (isinf(hi)) snprintf(allowed, sizeof allowed, "a number %s %g", lo_open ? ">" : ">=", lo);
   else snprintf(allowed, sizeof allowed, "a number in %c%g, %g%c", lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
   double x;
-  if (!shardrt__parse_double(v->text, &x)) return invalid(v, allowed, NULL);
+  if (!shardrt__parse_double(v->text, &x)) return shardrt__cfg_invalid(v, allowed, NULL);
   if (!(x > lo || (!lo_open && x == lo)) || !(x < hi || (!hi_open && x == hi)))
     return shardrt__error(SHARDRT_ERR_CONFIG, "%s: %s: %g is out of range (allowed: %s)", v->where, v->key, x,
                           allowed);
@@ -54,7 +46,7 @@ static shardrt_status get_num(const shardrt__val *v, double lo, bool lo_open, do
 
 static shardrt_status get_count(const shardrt__val *v, int64_t *out) {
   int64_t i;
-  if (!shardrt__parse_i64(v->text, &i)) return invalid(v, "an integer >= 1", NULL);
+  if (!shardrt__parse_i64(v->text, &i)) return shardrt__cfg_invalid(v, "an integer >= 1", NULL);
   if (i < 1 || i > INT64_MAX / 4)
     return shardrt__error(SHARDRT_ERR_CONFIG, "%s: %s: %lld is out of range (allowed: an integer >= 1)", v->where,
                           v->key, (long long)i);
@@ -63,7 +55,7 @@ static shardrt_status get_count(const shardrt__val *v, int64_t *out) {
 }
 
 static shardrt_status get_bool(const shardrt__val *v, bool *out) {
-  if (!shardrt__parse_bool(v->text, out)) return invalid(v, "true or false", NULL);
+  if (!shardrt__parse_bool(v->text, out)) return shardrt__cfg_invalid(v, "true or false", NULL);
   return SHARDRT_OK;
 }
 
@@ -83,7 +75,7 @@ static shardrt_status get_type(const shardrt__val *v, const char *const *names, 
     return shardrt__error(SHARDRT_ERR_CONFIG, "%s: %s: %s is not supported by libshardrt (allowed: %s)", v->where,
                           v->key, foreign[k], allowed);
   *out = shardrt__enum_find(v->text, names, n, false);
-  if (*out < 0) return invalid(v, allowed, shardrt__closest(v->text, names, n));
+  if (*out < 0) return shardrt__cfg_invalid(v, allowed, shardrt__closest(v->text, names, n));
   return SHARDRT_OK;
 }
 
@@ -92,7 +84,7 @@ static shardrt_status get_betas(const shardrt__val *v, double *b1, double *b2) {
   char buf[128];
   const char *comma = strchr(v->text, ',');
   if (!comma || strchr(comma + 1, ',') || strlen(v->text) >= sizeof buf)
-    return invalid(v, "a list of two numbers in [0, 1), such as [0.9, 0.999]", NULL);
+    return shardrt__cfg_invalid(v, "a list of two numbers in [0, 1), such as [0.9, 0.999]", NULL);
   snprintf(buf, sizeof buf, "%.*s", (int)(comma - v->text), v->text);
   shardrt__val one = *v, two = *v;
   one.text = buf;
@@ -148,7 +140,7 @@ shardrt_status shardrt__cfg_set_optim(shardrt__cfg *c, shardrt__field f, const s
       /* DeepSpeed falls back to log with a warning; a typo here changes the
        * whole warmup, so it is an error. */
       e = shardrt__enum_find(v->text, warmup_names, N(warmup_names), false);
-      if (e < 0) return invalid(v, "log, linear", shardrt__closest(v->text, warmup_names, N(warmup_names)));
+      if (e < 0) return shardrt__cfg_invalid(v, "log, linear", shardrt__closest(v->text, warmup_names, N(warmup_names)));
       s->warmup_type = (shardrt_warmup_type)e;
       return SHARDRT_OK;
     case SHARDRT__F_SCHED_TOTAL: return get_count(v, &s->total_num_steps);

@@ -21,7 +21,7 @@ void shardrt__cfg_init(shardrt__cfg *c, const shardrt_plan *base) {
   c->adam_w_mode = true;
 }
 
-static shardrt_status invalid(const shardrt__val *v, const char *allowed, const char *suggest) {
+shardrt_status shardrt__cfg_invalid(const shardrt__val *v, const char *allowed, const char *suggest) {
   if (suggest)
     return shardrt__error(SHARDRT_ERR_CONFIG, "%s: %s: invalid value '%.100s' (allowed: %s); did you mean '%s'?",
                           v->where, v->key, v->text, allowed, suggest);
@@ -30,7 +30,7 @@ static shardrt_status invalid(const shardrt__val *v, const char *allowed, const 
 }
 
 static shardrt_status get_bool(const shardrt__val *v, bool *out) {
-  if (!shardrt__parse_bool(v->text, out)) return invalid(v, "true or false", NULL);
+  if (!shardrt__parse_bool(v->text, out)) return shardrt__cfg_invalid(v, "true or false", NULL);
   return SHARDRT_OK;
 }
 
@@ -38,7 +38,7 @@ static shardrt_status get_int(const shardrt__val *v, int64_t lo, int64_t hi, int
   if (!shardrt__parse_i64(v->text, out)) {
     char allowed[96];
     snprintf(allowed, sizeof allowed, "an integer from %lld to %lld", (long long)lo, (long long)hi);
-    return invalid(v, allowed, NULL);
+    return shardrt__cfg_invalid(v, allowed, NULL);
   }
   if (*out < lo || *out > hi)
     return shardrt__error(SHARDRT_ERR_CONFIG, "%s: %s: %lld is out of range (allowed: %lld to %lld)", v->where,
@@ -47,7 +47,7 @@ static shardrt_status get_int(const shardrt__val *v, int64_t lo, int64_t hi, int
 }
 
 static shardrt_status get_double(const shardrt__val *v, double lo, bool lo_open, double *out) {
-  if (!shardrt__parse_double(v->text, out)) return invalid(v, "a number", NULL);
+  if (!shardrt__parse_double(v->text, out)) return shardrt__cfg_invalid(v, "a number", NULL);
   if (*out < lo || (lo_open && *out == lo))
     return shardrt__error(SHARDRT_ERR_CONFIG, "%s: %s: %g is out of range (allowed: %s %g)", v->where, v->key,
                           *out, lo_open ? ">" : ">=", lo);
@@ -68,11 +68,11 @@ static shardrt_status get_enum(const shardrt__val *v, const char *const *names, 
     size_t l = strlen(allowed);
     snprintf(allowed + l, sizeof allowed - l, "; or 1-%d for those in order", n);
   }
-  return invalid(v, allowed, shardrt__closest(v->text, names, n));
+  return shardrt__cfg_invalid(v, allowed, shardrt__closest(v->text, names, n));
 }
 
 static shardrt_status get_path(const shardrt__val *v, char *dst, size_t cap) {
-  if (!v->text[0]) return invalid(v, "a non-empty path", NULL);
+  if (!v->text[0]) return shardrt__cfg_invalid(v, "a non-empty path", NULL);
   if (!shardrt__copy_str(dst, cap, v->text))
     return shardrt__error(SHARDRT_ERR_CONFIG, "%s: %s: path is longer than %zu bytes", v->where, v->key, cap - 1);
   return SHARDRT_OK;
@@ -140,7 +140,7 @@ static const char *const accum_names[] = {"auto", "reduce_each", "no_sync"};
 
 static shardrt_status get_dtype(const shardrt__val *v, shardrt_dtype *out) {
   if (shardrt_dtype_parse(v->text, out)) return SHARDRT_OK;
-  return invalid(v, "fp32, bf16, fp16", shardrt__closest(v->text, dtype_names, N(dtype_names)));
+  return shardrt__cfg_invalid(v, "fp32, bf16, fp16", shardrt__closest(v->text, dtype_names, N(dtype_names)));
 }
 
 static shardrt_status check_gpu_ids(const shardrt__val *v) {
@@ -150,9 +150,9 @@ static shardrt_status check_gpu_ids(const shardrt__val *v) {
   for (; *p; p++) {
     if (*p >= '0' && *p <= '9') digit = true;
     else if (*p == ',' && digit) digit = false;
-    else if (*p != ' ') return invalid(v, "all, or a comma list of GPU indices such as 0,1", NULL);
+    else if (*p != ' ') return shardrt__cfg_invalid(v, "all, or a comma list of GPU indices such as 0,1", NULL);
   }
-  if (!digit) return invalid(v, "all, or a comma list of GPU indices such as 0,1", NULL);
+  if (!digit) return shardrt__cfg_invalid(v, "all, or a comma list of GPU indices such as 0,1", NULL);
   return SHARDRT_OK;
 }
 
@@ -187,19 +187,19 @@ static shardrt_status set_value(shardrt__cfg *c, shardrt__field f, const shardrt
     case SHARDRT__F_FP16_LEGACY: SHARDRT__CHECK(get_bool(v, &c->fp16_legacy)); return SHARDRT_OK;
     case SHARDRT__F_NUM_PROC:
       SHARDRT__CHECK(get_int(v, -1, 1 << 20, &i));
-      if (i == 0) return invalid(v, "-1 (take the launch's world size) or a count >= 1", NULL);
+      if (i == 0) return shardrt__cfg_invalid(v, "-1 (take the launch's world size) or a count >= 1", NULL);
       p->num_processes = (int)i;
       return SHARDRT_OK;
     case SHARDRT__F_NUM_MACH: SHARDRT__CHECK(get_int(v, 1, 1 << 16, &i)); p->num_machines = (int)i; return SHARDRT_OK;
     case SHARDRT__F_MACH_RANK: SHARDRT__CHECK(get_int(v, 0, 1 << 16, &i)); p->machine_rank = (int)i; return SHARDRT_OK;
     case SHARDRT__F_IP:
       if (!shardrt__copy_str(p->main_process_ip, sizeof p->main_process_ip, v->text))
-        return invalid(v, "a host name or address shorter than 128 bytes", NULL);
+        return shardrt__cfg_invalid(v, "a host name or address shorter than 128 bytes", NULL);
       return SHARDRT_OK;
     case SHARDRT__F_PORT: SHARDRT__CHECK(get_int(v, 0, 65535, &i)); p->main_process_port = (int)i; return SHARDRT_OK;
     case SHARDRT__F_GPU_IDS:
       SHARDRT__CHECK(check_gpu_ids(v));
-      if (strlen(v->text) >= sizeof p->gpu_ids) return invalid(v, "a list shorter than 128 bytes", NULL);
+      if (strlen(v->text) >= sizeof p->gpu_ids) return shardrt__cfg_invalid(v, "a list shorter than 128 bytes", NULL);
       { /* stored without spaces: it becomes CUDA_VISIBLE_DEVICES */
         size_t o = 0;
         for (const char *q = v->text; *q; q++)
@@ -224,7 +224,7 @@ static shardrt_status set_value(shardrt__cfg *c, shardrt__field f, const shardrt
       return SHARDRT_OK;
     case SHARDRT__F_COMPUTE_ENV:
       if (strcmp(v->text, "LOCAL_MACHINE") != 0)
-        return invalid(v, "LOCAL_MACHINE (libshardrt does not launch on AMAZON_SAGEMAKER)", NULL);
+        return shardrt__cfg_invalid(v, "LOCAL_MACHINE (libshardrt does not launch on AMAZON_SAGEMAKER)", NULL);
       return SHARDRT_OK;
 
     case SHARDRT__F_FSDP_VERSION: SHARDRT__CHECK(get_int(v, 1, 2, &i)); fs->fsdp_version = (int)i; return SHARDRT_OK;
@@ -243,7 +243,7 @@ static shardrt_status set_value(shardrt__cfg *c, shardrt__field f, const shardrt
       if (k < 0) {
         static const char *const forms[] = {"true", "false", "FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD",
                                             "HYBRID_SHARD", "HYBRID_SHARD_ZERO2"};
-        return invalid(v, "true or false (fsdp_version 2), or a sharding strategy name",
+        return shardrt__cfg_invalid(v, "true or false (fsdp_version 2), or a sharding strategy name",
                        shardrt__closest(v->text, forms, N(forms)));
       }
       if (c->from[SHARDRT__F_STRATEGY] == SHARDRT__FROM_NONE) fs->sharding_strategy = fsdp_strategy_values[k];
@@ -259,7 +259,7 @@ static shardrt_status set_value(shardrt__cfg *c, shardrt__field f, const shardrt
       return SHARDRT_OK;
     case SHARDRT__F_CLS:
       if (!shardrt__copy_str(fs->transformer_cls_names_to_wrap, sizeof fs->transformer_cls_names_to_wrap, v->text))
-        return invalid(v, "a comma list of class names shorter than 2048 bytes", NULL);
+        return shardrt__cfg_invalid(v, "a comma list of class names shorter than 2048 bytes", NULL);
       return SHARDRT_OK;
     case SHARDRT__F_MIN_PARAMS: return get_int(v, 0, INT64_MAX / 2, &fs->min_num_params);
     case SHARDRT__F_BPREFETCH:
@@ -277,7 +277,7 @@ static shardrt_status set_value(shardrt__cfg *c, shardrt__field f, const shardrt
     case SHARDRT__F_ACT_CKPT: return get_bool(v, &fs->activation_checkpointing);
     case SHARDRT__F_IGNORED:
       if (!shardrt__copy_str(fs->ignored_modules, sizeof fs->ignored_modules, v->text))
-        return invalid(v, "a regular expression shorter than 256 bytes", NULL);
+        return shardrt__cfg_invalid(v, "a regular expression shorter than 256 bytes", NULL);
       return SHARDRT_OK;
 
     case SHARDRT__F_ZERO_STAGE: SHARDRT__CHECK(get_int(v, 0, 3, &i)); d->zero_stage = (int)i; return SHARDRT_OK;

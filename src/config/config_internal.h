@@ -86,6 +86,8 @@ void shardrt__cfg_init(shardrt__cfg *c, const shardrt_plan *base);
  * contradicts an explicit DeepSpeed JSON value is an error; one that meets
  * a JSON "auto" fills it. */
 shardrt_status shardrt__cfg_set(shardrt__cfg *c, shardrt__field f, const shardrt__val *v);
+/* "<where>: <key>: invalid value '<text>' (allowed: ...)[; did you mean ...]". */
+shardrt_status shardrt__cfg_invalid(const shardrt__val *v, const char *allowed, const char *suggest);
 /* Cross-key checks, then the plugin conversions into *out. */
 shardrt_status shardrt__cfg_finish(shardrt__cfg *c, shardrt_plan *out);
 

@@ -46,6 +46,17 @@ static void check_gather(const float *recv) {
     for (size_t i = 0; i < COUNT; i += 4099) assert_true(recv[(size_t)r * COUNT + i] == (float)(r * 1000 + (int)(i % 997)));
 }
 
+/* Waits right after the start and checks the result. */
+static void gather_and_check(shardrt_ctx *ctx) {
+  float *send, *recv;
+  shardrt__req *req = NULL;
+  start_gather(ctx, &send, &recv, &req);
+  assert_int_equal(ctx->comm.i->wait(ctx->comm.self, req), SHARDRT_OK);
+  check_gather(recv);
+  free(send);
+  free(recv);
+}
+
 static void collective_moves_while_ranks_compute(void **state) {
   (void)state;
   if (g_world < 2) skip();
@@ -74,15 +85,7 @@ static void collective_moves_while_ranks_compute(void **state) {
 static void wait_before_the_thread_finishes(void **state) {
   (void)state;
   shardrt_ctx *ctx = mk();
-  for (int round = 0; round < 20; round++) {
-    float *send, *recv;
-    shardrt__req *req = NULL;
-    start_gather(ctx, &send, &recv, &req);
-    assert_int_equal(ctx->comm.i->wait(ctx->comm.self, req), SHARDRT_OK);
-    check_gather(recv);
-    free(send);
-    free(recv);
-  }
+  for (int round = 0; round < 20; round++) gather_and_check(ctx);
   shardrt_ctx_destroy(ctx);
 }
 
@@ -91,13 +94,7 @@ static void poll_mode_still_correct(void **state) {
   setenv("SHARDRT_MPI_PROGRESS", "poll", 1);
   shardrt_ctx *ctx = mk();
   unsetenv("SHARDRT_MPI_PROGRESS");
-  float *send, *recv;
-  shardrt__req *req = NULL;
-  start_gather(ctx, &send, &recv, &req);
-  assert_int_equal(ctx->comm.i->wait(ctx->comm.self, req), SHARDRT_OK);
-  check_gather(recv);
-  free(send);
-  free(recv);
+  gather_and_check(ctx);
   shardrt_ctx_destroy(ctx);
 }
 
