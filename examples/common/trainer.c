@@ -172,10 +172,17 @@ int ex_context_create(const char *prog, const ex_opts *o, const shardrt_plan *pl
   op.weight_decay = o->weight_decay;
   /* SGD's momentum; also what a DeepSpeed JSON SGD's "auto" momentum takes. */
   op.momentum = o->momentum;
-  if ((rc = shardrt_set_optimizer(*ctx, &op))) {
+  /* The planned run, for a DeepSpeed JSON schedule that leaves total_num_steps
+   * or warmup_num_steps "auto" (the whole run's count, also on --resume). */
+  const char *what = "optimizer";
+  if ((rc = shardrt_set_optimizer(*ctx, &op)) == SHARDRT_OK) {
+    what = "shardrt_set_train_steps";
+    rc = shardrt_set_train_steps(*ctx, o->steps, o->warmup_steps);
+  }
+  if (rc) {
     shardrt_ctx_destroy(*ctx);
     *ctx = NULL;
-    return ex_fail(prog, "optimizer", rc);
+    return ex_fail(prog, what, rc);
   }
   return 0;
 }

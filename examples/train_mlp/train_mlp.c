@@ -315,13 +315,6 @@ int main(int argc, char **argv) {
   shardrt_ctx *ctx = NULL;
   int code = ex_context_create(prog, &o, &plan, &ctx);
   if (code) return code;
-  /* The planned run, for a DeepSpeed JSON schedule that leaves total_num_steps
-   * or warmup_num_steps "auto" (the whole run's count, also on --resume). */
-  shardrt_status src = shardrt_set_train_steps(ctx, o.steps, o.warmup_steps);
-  if (src) {
-    shardrt_ctx_destroy(ctx);
-    return ex_fail(prog, "shardrt_set_train_steps", src);
-  }
   int world = shardrt_world_size(ctx), rank = shardrt_rank(ctx);
   const shardrt_plan *pl = shardrt_get_plan(ctx);
   int A = pl->gradient_accumulation_steps;
