@@ -13,6 +13,8 @@
  * first failing rank's status, with that rank's message (prefixed by its
  * rank) as the last error. */
 shardrt_status shardrt__ck_agree(shardrt_ctx *ctx, shardrt_status rc);
+/* Elements of the largest unit (unpadded): the size of a one-unit buffer. */
+int64_t shardrt__ck_max_unit_numel(const shardrt_ctx *ctx);
 /* Collective: broadcasts rank 0's NUL-terminated string (len bytes buffer). */
 shardrt_status shardrt__ck_bcast_str(shardrt_ctx *ctx, char *buf, size_t len);
 

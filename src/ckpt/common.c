@@ -94,3 +94,12 @@ void shardrt__ck_describe_free(shardrt__ck_meta *m, char *plan_json) {
   free(plan_json);
   memset(m, 0, sizeof *m);
 }
+
+int64_t shardrt__ck_max_unit_numel(const shardrt_ctx *ctx) {
+  int64_t max_numel = 0;
+  for (int u = 0; u < shardrt_num_units(ctx); u++) {
+    shardrt_unit_info ui;
+    if (shardrt_unit_info_get(ctx, u, &ui) == SHARDRT_OK && ui.numel > max_numel) max_numel = ui.numel;
+  }
+  return max_numel;
+}

@@ -106,11 +106,7 @@ static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path) {
   void *scratch = NULL;
   shardrt_status rc = SHARDRT_OK;
   if (root) {
-    int64_t max_numel = 0;
-    for (int u = 0; u < nu; u++) {
-      shardrt_unit_info ui;
-      if (shardrt_unit_info_get(ctx, u, &ui) == SHARDRT_OK && ui.numel > max_numel) max_numel = ui.numel;
-    }
+    int64_t max_numel = shardrt__ck_max_unit_numel(ctx);
     tof = malloc(((size_t)np + 1) * sizeof *tof);
     unit_buf = malloc((size_t)(max_numel ? max_numel : 1) * sizeof(float));
     scratch = malloc(CONV_ELEMS * sizeof(float));

@@ -57,11 +57,7 @@ shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt
   shardrt__st_tensor *tens = NULL;
   shardrt_status rc = SHARDRT_OK;
   if (root) {
-    int64_t max_numel = 0;
-    for (int u = 0; u < nu; u++) {
-      shardrt_unit_info ui;
-      if (shardrt_unit_info_get(ctx, u, &ui) == SHARDRT_OK && ui.numel > max_numel) max_numel = ui.numel;
-    }
+    int64_t max_numel = shardrt__ck_max_unit_numel(ctx);
     ord = param_order(ctx);
     tens = calloc((size_t)np + 1, sizeof *tens);
     unit_buf = malloc((size_t)(max_numel ? max_numel : 1) * sizeof(float));
