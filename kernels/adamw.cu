@@ -5,20 +5,21 @@
 using namespace shardrt__k;
 
 /* The _rn intrinsics are never contracted into FMAs, so every rounding step
- * is the one the CPU twin makes:
- *   g = grad*grad_scale
- *   m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g
- *   p = p - lr*(m/bias_c1 / (sqrt(v/bias_c2) + eps) + weight_decay*p)
+ * is the one the CPU twin (src/device/device_cpu.c) makes, in the order
+ * documented at shardrt__adamw_args (torch.optim.AdamW's):
+ *   g = grad*grad_scale;  m = lerp(m, g, 1-beta1);  v = v*beta2 + ((1-beta2)*g)*g
+ *   p = p*decay;  p = p + (neg_step_size*m) / (sqrt(v)/bc2_sqrt + eps)
  * m and v feed the update before they are rounded to the state dtype. */
 __device__ __forceinline__ void adamw_one(float &p, float grad, float &m, float &v,
                                           const shardrt__adamw_args &a) {
   const float g = __fmul_rn(grad, a.grad_scale);
-  m = __fadd_rn(__fmul_rn(a.beta1, m), __fmul_rn(__fsub_rn(1.0f, a.beta1), g));
-  v = __fadd_rn(__fmul_rn(a.beta2, v), __fmul_rn(__fmul_rn(__fsub_rn(1.0f, a.beta2), g), g));
-  const float mhat = __fdiv_rn(m, a.bias_c1);
-  const float vhat = __fdiv_rn(v, a.bias_c2);
-  const float step = __fadd_rn(__fdiv_rn(mhat, __fadd_rn(__fsqrt_rn(vhat), a.eps)), __fmul_rn(a.weight_decay, p));
-  p = __fsub_rn(p, __fmul_rn(a.lr, step));
+  const float w = a.one_minus_beta1;
+  m = fabsf(w) < 0.5f ? __fadd_rn(m, __fmul_rn(w, __fsub_rn(g, m)))
+                      : __fsub_rn(g, __fmul_rn(__fsub_rn(g, m), __fsub_rn(1.0f, w)));
+  v = __fadd_rn(__fmul_rn(v, a.beta2), __fmul_rn(__fmul_rn(a.one_minus_beta2, g), g));
+  const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), a.bc2_sqrt), a.eps);
+  p = __fmul_rn(p, a.decay);
+  p = __fadd_rn(p, __fdiv_rn(__fmul_rn(a.neg_step_size, m), denom));
 }
 
 template <typename P, typename G, typename S>

@@ -41,11 +41,9 @@ static shardrt_status update_unit(shardrt_ctx *ctx, shardrt__unit *u, float grad
   int64_t poff = u->master.p ? 0 : (u->shard_params ? 0 : u->opt_off);
   shardrt__device *d = shardrt__ops(ctx, pb->loc);
   if (o->kind == SHARDRT_OPTIM_ADAMW) {
-    double t = (double)(ctx->step + 1);
-    shardrt__adamw_args a = {
-        .lr = (float)o->lr, .beta1 = (float)o->beta1, .beta2 = (float)o->beta2, .eps = (float)o->eps,
-        .weight_decay = (float)o->weight_decay, .bias_c1 = (float)(1.0 - pow(o->beta1, t)),
-        .bias_c2 = (float)(1.0 - pow(o->beta2, t)), .grad_scale = grad_scale};
+    shardrt__adamw_args a;
+    shardrt__adamw_args_make(&a, o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, (double)(ctx->step + 1),
+                             grad_scale);
     SHARDRT__CHECK(d->i->adamw(d->self, shardrt__at(pb, poff), pb->dt, g, u->grad.dt, u->m.p, u->v.p, u->m.dt,
                                (size_t)n, &a));
   } else {

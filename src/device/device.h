@@ -17,14 +17,34 @@ typedef enum shardrt__copy_kind {
   SHARDRT__D2D,
 } shardrt__copy_kind;
 
-/* Hyper-parameters of one optimizer update. `scale` multiplies the incoming
- * gradient first (1/loss_scale times the clip factor). */
+/* Coefficients of one AdamW update, as torch.optim.AdamW computes them: every
+ * scalar is formed in double from the double hyper-parameters (Python floats
+ * in PyTorch's _single_tensor_adam) and rounded once to fp32, the precision
+ * of the element-wise kernel. Forming 1 - beta in fp32 instead is wrong by
+ * 1.3e-5 relative for beta2 = 0.999 (1 - 0.999f = 0.00099998713), which the
+ * double bias correction no longer cancels. Per element, in fp32:
+ *   g  = grad * grad_scale          (1/loss_scale times the clip factor)
+ *   p  = p * decay                  decay = 1 - lr*weight_decay
+ *   m  = lerp(m, g, one_minus_beta1)  (torch.lerp: both branches)
+ *   v  = v*beta2 + (one_minus_beta2*g)*g
+ *   p  = p + neg_step_size * m / (sqrt(v)/bc2_sqrt + eps)
+ * with neg_step_size = -lr/(1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t).
+ * Build them with shardrt__adamw_args_make. */
 typedef struct shardrt__adamw_args {
-  float lr, beta1, beta2, eps, weight_decay;
-  float bias_c1, bias_c2; /* 1 - beta^t, computed by the caller */
+  float decay, one_minus_beta1, beta2, one_minus_beta2;
+  float neg_step_size, bc2_sqrt, eps;
   float grad_scale;
 } shardrt__adamw_args;
 
+/* t: the 1-based step number of this update. */
+void shardrt__adamw_args_make(shardrt__adamw_args *a, double lr, double beta1, double beta2, double eps,
+                              double weight_decay, double t, float grad_scale);
+
+/* SGD as torch.optim.SGD (dampening 0, no Nesterov), in fp32:
+ *   g = grad*grad_scale + weight_decay*p;  b = momentum*b + g (b = g at the
+ *   first step: the buffer starts at zero);  p = p - lr*b.
+ * lr, momentum and weight_decay are the double values rounded to fp32, as
+ * PyTorch passes Python floats to its fp32 kernels. */
 typedef struct shardrt__sgd_args {
   float lr, momentum, weight_decay, grad_scale;
 } shardrt__sgd_args;

@@ -72,16 +72,26 @@ static shardrt_status cpu_sqnorm(void *self, const void *buf, shardrt_dtype dt, 
   return SHARDRT_OK;
 }
 
+/* One AdamW element, in the operation order documented at
+ * shardrt__adamw_args (the CUDA kernel makes the same roundings). The
+ * moment average is torch.lerp, whose two branches keep it exact at
+ * weight 0 and 1. */
+static inline void adamw_one(float *p, float g, float *m, float *v, const shardrt__adamw_args *a) {
+  float w = a->one_minus_beta1, mi = *m;
+  mi = fabsf(w) < 0.5f ? mi + w * (g - mi) : g - (g - mi) * (1.0f - w);
+  float vi = *v * a->beta2 + (a->one_minus_beta2 * g) * g;
+  float denom = sqrtf(vi) / a->bc2_sqrt + a->eps;
+  *p = *p * a->decay;
+  *p = *p + (a->neg_step_size * mi) / denom;
+  *m = mi;
+  *v = vi;
+}
+
 static shardrt_status cpu_adamw(void *self, void *param, shardrt_dtype pdt, const void *grad, shardrt_dtype gdt,
                                 void *m, void *v, shardrt_dtype sdt, size_t n, const shardrt__adamw_args *a) {
   for (size_t i = 0; i < n; i++) {
-    float g = ld(grad, gdt, i) * a->grad_scale;
-    float mi = a->beta1 * ld(m, sdt, i) + (1.0f - a->beta1) * g;
-    float vi = a->beta2 * ld(v, sdt, i) + (1.0f - a->beta2) * g * g;
-    float mhat = mi / a->bias_c1;
-    float vhat = vi / a->bias_c2;
-    float p = ld(param, pdt, i);
-    p = p - a->lr * (mhat / (sqrtf(vhat) + a->eps) + a->weight_decay * p);
+    float p = ld(param, pdt, i), mi = ld(m, sdt, i), vi = ld(v, sdt, i);
+    adamw_one(&p, ld(grad, gdt, i) * a->grad_scale, &mi, &vi, a);
     st(m, sdt, i, mi);
     st(v, sdt, i, vi);
     st(param, pdt, i, p);

@@ -26,9 +26,8 @@ static const char *const op_names[OP_COUNT] = {"cast fp32->bf16", "cast bf16->fp
 static const double op_bytes[OP_COUNT] = {6, 6, 10, 26, 4};
 
 static shardrt_status run_op(shardrt__device *d, int op, bufs *b, size_t n) {
-  static const shardrt__adamw_args a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
-                                        .weight_decay = 0.01f, .bias_c1 = 0.1f, .bias_c2 = 0.001f,
-                                        .grad_scale = 1.0f};
+  shardrt__adamw_args a;
+  shardrt__adamw_args_make(&a, 1e-3, 0.9, 0.999, 1e-8, 0.01, 1.0, 1.0f);
   double norm;
   switch (op) {
     case OP_CAST_F32_BF16: return d->i->cast(d->self, b->b16, SHARDRT_BF16, b->p32, SHARDRT_F32, n);

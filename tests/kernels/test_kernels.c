@@ -303,10 +303,8 @@ static void test_adamw(void **state) {
             float *gv = rand_vals(n, -2.0f, 2.0f);
             pair grad;
             pair_make(&grad, dts[g], n, gv);
-            shardrt__adamw_args a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
-                                     .weight_decay = 0.01f, .grad_scale = 0.5f};
-            a.bias_c1 = 1.0f - powf(a.beta1, (float)t);
-            a.bias_c2 = 1.0f - powf(a.beta2, (float)t);
+            shardrt__adamw_args a;
+            shardrt__adamw_args_make(&a, 1e-3, 0.9, 0.999, 1e-8, 0.01, (double)t, 0.5f);
             size_t k = n - off;
             assert_int_equal(cpu.i->adamw(cpu.self, at(param.h, dts[p], off), dts[p], at(grad.h, dts[g], off), dts[g],
                                           at(m.h, dts[st], off), at(v.h, dts[st], off), dts[st], k, &a),
