@@ -227,7 +227,11 @@ SHARDRT_API void shardrt_mem_stats_reset_peak(shardrt_ctx *ctx);
 
 /* Starts writing a Chrome/Perfetto trace (JSON) of this rank to `path`
  * ("%r" in path is replaced by the rank): compute spans per unit and phase,
- * each collective with its bytes, and the waits on communication. */
+ * each collective with its bytes, and the waits on communication. Ranks
+ * never share a file: at world size > 1 a path without "%r" gets the rank
+ * before its extension (trace.json -> trace.rank0.json, trace.rank1.json),
+ * with a warning from rank 0. tools/merge_traces.py joins the ranks' files
+ * into one trace with a process track per rank. */
 SHARDRT_API shardrt_status shardrt_trace_start(shardrt_ctx *ctx, const char *path);
 /* Flushes and closes the trace (also done by shardrt_ctx_destroy). */
 SHARDRT_API shardrt_status shardrt_trace_stop(shardrt_ctx *ctx);

@@ -219,7 +219,7 @@ void shardrt_mem_stats_reset_peak(shardrt_ctx *ctx) { ctx->mem_peak = ctx->mem_c
 shardrt_status shardrt_trace_start(shardrt_ctx *ctx, const char *path) {
   if (!ctx || !path) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_trace_start: NULL argument");
   SHARDRT__CHECK(shardrt_trace_stop(ctx));
-  return shardrt__trace_open(&ctx->trace, path, ctx->rank);
+  return shardrt__trace_open(&ctx->trace, path, ctx->rank, ctx->world);
 }
 shardrt_status shardrt_trace_stop(shardrt_ctx *ctx) {
   shardrt_status rc = shardrt__trace_close(ctx->trace);

@@ -36,4 +36,28 @@ log = [json.loads(l) for l in open(f"{t}/log.jsonl")]
 for r in log:
     assert r["tokens_per_s"] > 0 and r["comm_time_s"] >= r["exposed_comm_s"] >= 0, r
 PY
+# A name without %r at world 2: every rank still writes its own valid file
+# (the rank goes into the name), never one file both ranks write into.
+SRC=${SHARDRT_SOURCE_DIR:?}
+"$MPIRUN" --oversubscribe --bind-to none --mca btl self,vader -np 2 "$BIN/train_gpt" --quiet --preset tiny --steps 2 \
+  --global_batch 4 --num_processes 2 --use_fsdp --fsdp_sharding_strategy FULL_SHARD \
+  --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP --fsdp_transformer_layer_cls_to_wrap GPT2Block \
+  --trace "$T/plain.json" 2> "$T/plain.err"
+grep -q "has no %r" "$T/plain.err" || { echo "no warning about the missing %r:"; cat "$T/plain.err"; exit 1; }
+test ! -e "$T/plain.json" || { echo "both ranks wrote into $T/plain.json"; exit 1; }
+python3 "$SRC/tools/merge_traces.py" "$T/merged.json" "$T/plain.rank0.json" "$T/plain.rank1.json"
+python3 - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+for rank in (0, 1):
+    d = json.load(open(f"{t}/plain.rank{rank}.json"))
+    spans = [e for e in d["traceEvents"] if e.get("ph") == "X"]
+    assert spans and all(e["pid"] == rank for e in spans), f"rank {rank}: spans of other ranks"
+    assert d["otherData"]["rank"] == rank and d["otherData"]["world_size"] == 2
+    assert {"comm", "step"} <= {e["cat"] for e in spans}
+m = json.load(open(f"{t}/merged.json"))
+pids = {e["pid"] for e in m["traceEvents"] if e.get("ph") == "X"}
+assert pids == {0, 1}, pids
+print("plain name at world 2: plain.rank0.json, plain.rank1.json valid; merged trace has both ranks")
+PY
 echo "1 passed, 0 failed"
