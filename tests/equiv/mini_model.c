@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shardrt/ckpt.h"
+
 #include "../../examples/common/trainer.h"
 #include "../../examples/train_mlp/mlp.h"
 
@@ -19,6 +21,20 @@ void mini_cfg_default(mini_cfg *c) {
   c->seed = 99;
   shardrt_optim_params_default(&c->opt);
   c->opt.lr = 1e-2;
+}
+
+shardrt_plan mini_base_plan(shardrt_flavor fl, shardrt_strategy s, int world) {
+  shardrt_plan p;
+  shardrt_plan_default(&p);
+  p.flavor = fl;
+  p.distributed_type = fl == SHARDRT_FLAVOR_FSDP ? SHARDRT_DIST_FSDP : SHARDRT_DIST_DEEPSPEED;
+  p.strategy = s;
+  p.wrap_policy = SHARDRT_WRAP_TRANSFORMER_BASED;
+  p.num_wrap_classes = 1;
+  strcpy(p.wrap_classes[0], "Block");
+  p.param_persistence_threshold = 0;
+  if (s == SHARDRT_HYBRID_SHARD || s == SHARDRT_HYBRID_SHARD_ZERO2) p.shard_group_size = world >= 2 ? world / 2 : 1;
+  return p;
 }
 
 typedef struct lyr {
@@ -72,6 +88,7 @@ shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm 
     free(w);
     free(b);
   }
+  if (!rc && c->load_dir) rc = shardrt_load_checkpoint(ctx, c->load_dir, NULL, 0, NULL);
   int A = shardrt_get_plan(ctx)->gradient_accumulation_steps;
   int rows = c->global_batch / (A * world);
   int wide = c->hidden > c->in ? c->hidden : c->in;
@@ -90,7 +107,7 @@ shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm 
       rc = shardrt_begin_micro_batch(ctx, a, A);
       int64_t g0 = (int64_t)a * (c->global_batch / A) + (int64_t)rank * rows;
       for (int r = 0; r < rows; r++) {
-        for (int k = 0; k < c->in; k++) act[0][r * c->in + k] = ex_normal(c->seed, 100 + s, g0 + r, k);
+        for (int k = 0; k < c->in; k++) act[0][r * c->in + k] = ex_normal(c->seed, 100 + c->first_step + s, g0 + r, k);
         /* a fixed linear teacher makes the labels learnable */
         double best = -1e30;
         for (int k2 = 0; k2 < c->out; k2++) {
@@ -142,6 +159,7 @@ shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm 
     out->loss[s] = lsum / c->global_batch;
     out->norm[s] = info.grad_norm;
   }
+  if (!rc && c->save_dir) rc = shardrt_save_checkpoint(ctx, c->save_dir, NULL);
   shardrt_comm_stats_get(ctx, &out->comm);
   shardrt_mem_stats_get(ctx, &out->mem);
   out->nweights = shardrt_total_numel(ctx);

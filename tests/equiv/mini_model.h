@@ -19,6 +19,11 @@ typedef struct mini_cfg {
   double (*lr_at)(int64_t s, void *user);
   void *lr_user;
   int64_t total_steps, warmup_steps; /* shardrt_set_train_steps when either is > 0 */
+  /* Checkpoints: load_dir is loaded after the initial weights are set (the
+   * run then continues from its state); save_dir is written after the last
+   * step. first_step offsets the data: step s trains on batch first_step+s. */
+  const char *load_dir, *save_dir;
+  int first_step;
 } mini_cfg;
 
 typedef struct mini_run {
@@ -35,6 +40,9 @@ typedef struct mini_run {
 } mini_run;
 
 void mini_cfg_default(mini_cfg *c);
+/* A plan of this flavour and strategy for the mini model (one unit per
+ * Block, hybrid groups of world/2). */
+shardrt_plan mini_base_plan(shardrt_flavor fl, shardrt_strategy s, int world);
 /* Trains with `plan` over `comm` (NULL = world). Returns SHARDRT_OK or the
  * first failing status; fills *out (free with mini_run_free). */
 shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm *comm, mini_run *out);

@@ -17,19 +17,7 @@
 #include "mini_model.h"
 
 
-static shardrt_plan base_plan(shardrt_flavor fl, shardrt_strategy s) {
-  shardrt_plan p;
-  shardrt_plan_default(&p);
-  p.flavor = fl;
-  p.distributed_type = fl == SHARDRT_FLAVOR_FSDP ? SHARDRT_DIST_FSDP : SHARDRT_DIST_DEEPSPEED;
-  p.strategy = s;
-  p.wrap_policy = SHARDRT_WRAP_TRANSFORMER_BASED;
-  p.num_wrap_classes = 1;
-  strcpy(p.wrap_classes[0], "Block");
-  p.param_persistence_threshold = 0;
-  if (s == SHARDRT_HYBRID_SHARD || s == SHARDRT_HYBRID_SHARD_ZERO2) p.shard_group_size = g_world >= 2 ? g_world / 2 : 1;
-  return p;
-}
+static shardrt_plan base_plan(shardrt_flavor fl, shardrt_strategy s) { return mini_base_plan(fl, s, g_world); }
 
 static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-12); }
 
