@@ -48,6 +48,11 @@ typedef struct shardrt__comm_i {
    * non-blocking collectives only inside MPI calls); NULL when the backend
    * progresses on its own (NCCL on its stream). */
   shardrt_status (*progress)(void *self, shardrt__req *req);
+  /* Optional: the CLOCK_MONOTONIC time (shardrt__now) at which the backend
+   * completed req on its own, e.g. on a progress thread; 0 while it has not.
+   * Never enters the transport. NULL: coll.c takes the first time it sees
+   * the request done (for the mpi backend: its progress thread's flag). */
+  double (*completed_at)(void *self, const shardrt__req *req);
   /* Optional: the backend times its collectives on the device (NCCL: CUDA
    * events on the comm stream and the compute stream), since on a GPU the
    * host only enqueues them. Resolves the collectives waited so far whose

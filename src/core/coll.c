@@ -9,9 +9,10 @@
  *   exposed_comm_s (exposed_s) - all time the compute path stood blocked on
  *     communication.
  * On the CPU the compute path is the calling thread: a collective starts
- * when its issue call is entered and completes when the runtime first sees
- * it complete (the mpi backend's progress thread flags it; the runtime looks
- * at every collective call and wait, else the wait's return); blocked time
+ * when its issue call is entered and completes when the backend completed
+ * it (comm_i.completed_at), else when the runtime first sees it complete
+ * (the mpi backend's progress thread flags it; the runtime looks at every
+ * collective call and wait), else at its wait's return; blocked time
  * is the issue calls plus the waits. The trace shows exactly these spans:
  * one "comm" span per collective (issue to completion) and "wait" spans for
  * the issue calls and the waits, so the log's totals are the spans' sums
@@ -51,18 +52,26 @@ double shardrt__now(void) {
 
 static bool device_timed(const shardrt_ctx *ctx) { return ctx->comm.i && ctx->comm.i->device_times; }
 
-/* Marks the collectives in flight that the backend has completed. Only the
- * mpi backend's progress thread completes requests behind the runtime's back
- * (it flags them; reading the flag never enters MPI); elsewhere completion
- * is seen at the wait. */
+/* Marks the collectives in flight that the backend has completed, with the
+ * backend's own completion time when it keeps one (completed_at), else the
+ * time of this look. Only a progress thread completes requests behind the
+ * runtime's back (the mpi backend flags them; reading the flag never enters
+ * MPI); elsewhere completion is seen at the wait. */
 static void observe(shardrt_ctx *ctx) {
-  if (!ctx->ninflight || !ctx->comm.i || !ctx->comm.i->name || strcmp(ctx->comm.i->name, "mpi") != 0) return;
+  if (!ctx->ninflight || !ctx->comm.i) return;
+  double (*at)(void *, const shardrt__req *) = ctx->comm.i->completed_at;
+  bool flagged = !at && ctx->comm.i->name && strcmp(ctx->comm.i->name, "mpi") == 0;
+  if (!at && !flagged) return;
   double now = 0;
   for (int i = 0; i < ctx->ninflight; i++) {
     shardrt__coll_rec *r = &ctx->inflight[i];
-    if (r->t_done > 0 || !shardrt__comm_mpi_req_done(r->req)) continue;
-    if (now == 0) now = shardrt__now();
-    r->t_done = now;
+    if (r->t_done > 0) continue;
+    if (at) {
+      r->t_done = at(ctx->comm.self, r->req);
+    } else if (shardrt__comm_mpi_req_done(r->req)) {
+      if (now == 0) now = shardrt__now();
+      r->t_done = now;
+    }
   }
 }
 
