@@ -37,7 +37,7 @@ K=$WORK/kit
 L=$K/usr/lib/$ARCH
 
 # ---- prune: what a build and the tests never use ----
-rm -rf "$K"/usr/share/{doc,man,info,lintian,locale,bash-completion} "$K"/etc "$K"/lib/udev "$K"/usr/lib/udev
+rm -rf "${K:?}"/usr/share/{doc,man,info,lintian,locale,bash-completion} "${K:?}"/etc "${K:?}"/lib/udev "${K:?}"/usr/lib/udev
 find "$K" \( -name '*.a' -o -name '*.la' \) -delete
 # Java, Fortran and OpenSHMEM bindings: the runtime is C.
 rm -f "$K"/usr/bin/{mpijavac,mpijavac.pl,mpif77.openmpi,mpif90.openmpi,mpifort.openmpi,osh*,shmem*}
