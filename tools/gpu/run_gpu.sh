@@ -54,7 +54,8 @@ part() {
   local l; l=$(left)
   if [ "$l" -lt "$min" ]; then say "not run $name (budget: ${l} s left, needs ${min} s)"; return 0; fi
   local lim=$((l - 15 < cap ? l - 15 : cap)) t0=$SECONDS rc
-  timeout -k 10 "$lim" "$@" >"$LOGS/$name.log" 2>&1
+  # bash -c: a part may be one of this script's functions (exported below).
+  timeout -k 10 "$lim" bash -c '"$@"' _ "$@" >"$LOGS/$name.log" 2>&1
   rc=$?
   if [ $rc -eq 0 ]; then
     say "ok      $name ($((SECONDS - t0)) s)"
@@ -62,12 +63,14 @@ part() {
     say "TIMEOUT $name (limit ${lim} s): see logs/$name.log"; failed=1
   else
     say "FAILED  $name (exit $rc, $((SECONDS - t0)) s): see logs/$name.log"; failed=1
-    tail -n 5 "$LOGS/$name.log" | sed 's/^/        | /' | tee -a "$SUMMARY"
+    # The first error lines say more than the launcher's closing words.
+    { grep -m 4 -iE "error|fail|abort|illegal|violation" "$LOGS/$name.log" || tail -n 4 "$LOGS/$name.log"; } |
+      cut -c1-200 | sed 's/^/        | /' | tee -a "$SUMMARY"
     # Kernel launches are asynchronous: a fault surfaces at a later call.
     # Serialised launches report it where it happens.
     if [ "$CPU_ONLY" = 0 ] && [ "${GPU_PART:-0}" = 1 ] && [ "$(left)" -gt $((min + 15)) ]; then
       l=$(left); lim=$((l - 15 < cap ? l - 15 : cap))
-      CUDA_LAUNCH_BLOCKING=1 timeout -k 10 "$lim" "$@" >"$LOGS/${name}_blocking.log" 2>&1
+      CUDA_LAUNCH_BLOCKING=1 timeout -k 10 "$lim" bash -c '"$@"' _ "$@" >"$LOGS/${name}_blocking.log" 2>&1
       say "        rerun with CUDA_LAUNCH_BLOCKING=1: exit $? (logs/${name}_blocking.log)"
     fi
   fi
@@ -145,13 +148,20 @@ for t in compute-sanitizer ninja; do say "$t $(command -v $t || echo 'not found'
 GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
 # Warnings are errors where the compiler is CI's; on the GPU machine's own
 # (possibly newer) compiler a new warning must not cost the session.
-if [ "$CPU_ONLY" = 1 ]; then ARCHS=90 CUDA_MODE=${NVCC:+ON} WERROR=ON; else ARCHS=native CUDA_MODE=ON WERROR=OFF; fi
+if [ "$CPU_ONLY" = 1 ]; then ARCHS=90 CUDA_MODE=${NVCC:+ON} WERROR=ON; else
+  # The GPU's own architecture (9.0 -> 90, sm_90 on an H200); CMake's
+  # "native" detection as the fallback.
+  ARCHS=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+  [[ $ARCHS =~ ^[0-9]+$ ]] || ARCHS=native
+  CUDA_MODE=ON WERROR=OFF
+fi
+say "arch    ${ARCHS}"
 [ -n "$NVCC" ] && CMAKE_EXTRA+=(-DCMAKE_CUDA_COMPILER="$NVCC")
 part configure 60 300 cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DSHARDRT_WERROR="$WERROR" \
   -DSHARDRT_CUDA="${CUDA_MODE:-AUTO}" -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" "${CMAKE_EXTRA[@]}"
-grep -q "^ok      configure" "$SUMMARY" || finish
+grep -q "^ok      configure" "$SUMMARY" || { failed=1; finish; }
 part build 60 420 cmake --build "$BUILD" -j"$(nproc)"
-grep -q "^ok      build" "$SUMMARY" || finish
+grep -q "^ok      build" "$SUMMARY" || { failed=1; finish; }
 BIN=$BUILD/bin
 export SHARDRT_BIN_DIR=$BIN
 
@@ -172,12 +182,22 @@ if [ "$CPU_ONLY" = 1 ]; then
 fi
 
 # ---- GPU parts ----
-gpu_part ctest_cuda 30 240 ctest --test-dir "$BUILD" -L cuda --output-on-failure
+# On a GPU no cuda test may skip: a skip here means the GPU was not usable.
+gpu_part ctest_cuda 30 240 bash -c '
+  ctest --test-dir "$1" -L cuda --output-on-failure >"$2/ctest_cuda_raw.log" 2>&1; rc=$?
+  cat "$2/ctest_cuda_raw.log"
+  n=$(grep -cE "Test +#[0-9]+: " "$2/ctest_cuda_raw.log")
+  s=$(grep -cE "Test +#[0-9]+: .*Skipped" "$2/ctest_cuda_raw.log")
+  echo "cuda tests: $n, skipped: $s"
+  [ "$rc" = 0 ] && [ "$n" -gt 0 ] && [ "$s" = 0 ]' _ "$BUILD" "$LOGS"
+grep -h "^cuda tests:" "$LOGS/ctest_cuda.log" 2>/dev/null | sed 's/^/        /' | tee -a "$SUMMARY"
 mlp() { # np config comm [env...]
   local np=$1 cfg=$2 comm=$3; shift 3
   env "$@" "$BIN/shardrt" launch --config_file "configs/$cfg" --num_processes "$np" "$BIN/train_mlp" --device cuda \
     --comm "$comm" --steps 50 --global_batch 64 --hidden 1024 --layers 8 --log "$LOGS/mlp_np${np}_${comm}_$cfg.jsonl"
 }
+export -f mlp
+export BIN LOGS
 gpu_part mlp_np1_nccl_full 20 90 mlp 1 fsdp_full_shard.yaml nccl
 gpu_part mlp_np1_nccl_full_through 20 90 mlp 1 fsdp_full_shard.yaml nccl SHARDRT_COLL_SINGLE_RANK=1 SHARDRT_COLL_TIMEOUT_S=60
 gpu_part mlp_np1_nccl_noshard 20 90 mlp 1 fsdp_no_shard.yaml nccl
