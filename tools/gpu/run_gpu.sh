@@ -17,18 +17,21 @@
 # failed or did not run, and what was found where), figures.txt (the
 # benchmarks' tables) and logs.tar.gz (every part's log, step logs).
 #
-#   tools/gpu/run_gpu.sh [--budget SECONDS] [--cpu-only] [OUT_DIR]
+#   tools/gpu/run_gpu.sh [--budget SECONDS] [--only "GLOB..."] [--cpu-only] [OUT_DIR]
 #
+# --only runs just the parts whose names match one of the globs (configure
+# and build always run), e.g. a rerun of what failed: --only "mlp_* sanitizer_*".
 # --cpu-only (CI, no GPU): configure, build, ctest -L mpi, and ctest -L cuda
-# whose tests must all skip (exit 77), never fail to load (127).
+# whose tests skip (exit 77) or run their CPU half, never fail to load (127).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUDGET=480 CPU_ONLY=0 OUT=""
+BUDGET=480 CPU_ONLY=0 OUT="" ONLY=""
 while [ $# -gt 0 ]; do
   case $1 in
     --budget) BUDGET=$2; shift 2;;
     --cpu-only) CPU_ONLY=1; shift;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0;;
+    --only) ONLY=$2; shift 2;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0;;
     -*) echo "run_gpu: unknown option $1" >&2; exit 2;;
     *) OUT=$1; shift;;
   esac
@@ -51,6 +54,13 @@ left() { echo $((BUDGET - (SECONDS - T0))); }
 # timeout min(CAP_S, time left - 15 s); output to logs/NAME.log.
 part() {
   local name=$1 min=$2 cap=$3; shift 3
+  if [ -n "$ONLY" ] && [ "$name" != configure ] && [ "$name" != build ]; then
+    local g hit=0 pats
+    read -ra pats <<<"$ONLY"   # split without expanding the globs against files
+    # shellcheck disable=SC2053 # the right side is a glob on purpose
+    for g in "${pats[@]}"; do [[ $name == $g ]] && hit=1; done
+    [ $hit = 1 ] || return 0
+  fi
   local l; l=$(left)
   if [ "$l" -lt "$min" ]; then say "not run $name (budget: ${l} s left, needs ${min} s)"; return 0; fi
   local lim=$((l - 15 < cap ? l - 15 : cap)) t0=$SECONDS rc
@@ -207,6 +217,10 @@ gpu_part mlp_np1_offload 20 90 mlp 1 fsdp_offload.yaml nccl SHARDRT_COLL_SINGLE_
 gpu_part bench_kernels 20 90 "$BIN/bench_kernels"
 gpu_part bench_gpt2 60 180 tests/bench/bench_strategies.sh --np 1 --device cuda --preset gpt2 --global_batch 8 --steps 12 \
   --strategies "NO_SHARD FULL_SHARD" -- --mixed_precision bf16
+# The side-by-side with PyTorch FSDP2 (eager and compiled), when the tree has it.
+if [ -f tests/bench/gpu_gpt_vs_torch.sh ]; then
+  gpu_part gpt_vs_torch 120 300 bash tests/bench/gpu_gpt_vs_torch.sh "$LOGS/gpt_vs_torch"
+fi
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck synccheck; do
     gpu_part sanitizer_${tool}_kernels 30 120 compute-sanitizer --tool "$tool" --error-exitcode 1 "$BUILD/tests/test_kernels"
@@ -216,12 +230,10 @@ if command -v compute-sanitizer >/dev/null; then
 else
   say "not run sanitizers (compute-sanitizer not found)"
 fi
-if [ -f tests/bench/gpu_gpt_vs_torch.sh ]; then
-  gpu_part gpt_vs_torch 90 240 bash tests/bench/gpu_gpt_vs_torch.sh
-fi
 part ctest_mpi 60 240 ctest --test-dir "$BUILD" -L mpi -LE cuda -j"$(nproc)" --output-on-failure
 
-for f in bench_kernels bench_gpt2 gpt_vs_torch; do
+for f in bench_kernels bench_gpt2; do
   [ -s "$LOGS/$f.log" ] && { echo "== $f"; cat "$LOGS/$f.log"; echo; } >>"$FIGURES"
 done
+[ -s "$LOGS/gpt_vs_torch/gpt_vs_torch.txt" ] && { echo "== gpt_vs_torch"; cat "$LOGS/gpt_vs_torch/gpt_vs_torch.txt"; } >>"$FIGURES"
 finish
