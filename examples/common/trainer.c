@@ -95,7 +95,9 @@ int ex_parse_common(int *argc, char **argv, ex_opts *o) {
       }
       val = argv[++i];
     }
-    long x;
+    /* Zero so a failed parse (rc != 0, x unset) stores a defined value that
+     * the caller discards: gcc 14's -Wmaybe-uninitialized flags the read. */
+    long x = 0;
     int rc = 0;
     if (!strcmp(name, "--steps")) rc = parse_int(name, val, 0, 100000000, &x), o->steps = (int)x;
     else if (!strcmp(name, "--warmup_steps")) rc = parse_int(name, val, 0, 100000000, &x), o->warmup_steps = (int)x;

@@ -48,6 +48,20 @@ typedef struct shardrt__comm_i {
    * non-blocking collectives only inside MPI calls); NULL when the backend
    * progresses on its own (NCCL on its stream). */
   shardrt_status (*progress)(void *self, shardrt__req *req);
+  /* Optional: the CLOCK_MONOTONIC time (shardrt__now) at which the backend
+   * completed req on its own, e.g. on a progress thread; 0 while it has not.
+   * Never enters the transport. NULL: coll.c takes the first time it sees
+   * the request done (for the mpi backend: its progress thread's flag). */
+  double (*completed_at)(void *self, const shardrt__req *req);
+  /* Optional: the backend times its collectives on the device (NCCL: CUDA
+   * events on the comm stream and the compute stream), since on a GPU the
+   * host only enqueues them. Resolves the collectives waited so far whose
+   * events have completed (all of them when `sync`) and returns the
+   * backend's running totals since creation: per kind, each collective's
+   * time from the moment its inputs were ready on the comm stream to its
+   * completion; and the time the compute stream stood at waits for a
+   * collective that had not completed. NULL: coll.c times on the host. */
+  shardrt_status (*device_times)(void *self, bool sync, double comm_s[SHARDRT_COLL_COUNT_], double *exposed_s);
   /* Host-side helpers for small control values (blocking, WORLD unless said). */
   shardrt_status (*allreduce_host_f64)(void *self, shardrt__group g, double *vals, int n); /* sum */
   shardrt_status (*allreduce_host_max_i64)(void *self, int64_t *vals, int n);

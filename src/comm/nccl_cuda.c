@@ -4,23 +4,41 @@
  * Collectives run on a dedicated comm stream that first waits on an event
  * recorded on the compute stream, so they start after the work that produced
  * their inputs without a host sync; wait() makes the compute stream wait on
- * the collective's own event. Host-side helpers go over MPI. */
+ * the collective's own event. Host-side helpers go over MPI.
+ *
+ * Timing: each collective carries CUDA events (start on the comm stream once
+ * its inputs are ready, done after it, and `reached` on the compute stream
+ * at its wait), resolved into comm/exposed seconds once they complete
+ * (device_times; src/core/coll.c says what the figures mean).
+ *
+ * Bounded waiting: with SHARDRT_COLL_TIMEOUT_S > 0 the communicators are
+ * non-blocking; init and every enqueue are polled with
+ * ncclCommGetAsyncError within the limit, and a watchdog thread
+ * (src/comm/watchdog.c) probes every collective in flight, aborting the
+ * communicators (ncclCommAbort) when one errs or outlives the limit, so a
+ * dead peer ends in SHARDRT_ERR_TIMEOUT instead of a hang in a host sync.
+ * Without a limit the communicators block as NCCL's default. */
 #include <limits.h>
 #include <mpi.h>
 #include <nccl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "src/comm/comm.h"
+#include "src/comm/watchdog.h"
 #include "src/device/device_cuda.h"
 
 struct shardrt__req {
   cudaEvent_t done;      /* recorded on the comm stream after the collective */
+  cudaEvent_t start;     /* on the comm stream once the inputs are ready */
+  cudaEvent_t reached;   /* on the compute stream where it waits for `done` */
   ncclComm_t comm;       /* for the asynchronous-error check in wait() */
+  shardrt_coll_kind kind;
   bool in_flight;        /* started and not yet waited */
-  struct shardrt__req *next_free;
+  struct shardrt__req *next_free; /* also links the waited requests whose timing is pending */
 };
 
 typedef struct nccl_backend {
@@ -36,6 +54,12 @@ typedef struct nccl_backend {
   shardrt__req **reqs; /* every request object, pooled for reuse */
   size_t nreqs, cap_reqs;
   shardrt__req *free_reqs;
+  shardrt__req *timing;   /* waited, events not yet resolved (newest first) */
+  double comm_s[SHARDRT_COLL_COUNT_], exposed_s; /* resolved totals */
+  double timeout_s;       /* SHARDRT_COLL_TIMEOUT_S; 0: block as NCCL does */
+  shardrt__watchdog *wd;  /* with a timeout: probes the collectives in flight */
+  atomic_bool wd_aborted; /* the watchdog aborted the communicators */
+  atomic_bool wd_timed_out;
 } nccl_backend;
 
 static const char *const group_names[SHARDRT__GROUP_COUNT_] = {"WORLD", "SHARD", "REPLICA"};
@@ -120,10 +144,22 @@ static shardrt_status req_get(nccl_backend *b, shardrt__req **out) {
     }
     r = calloc(1, sizeof *r);
     if (!r) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "nccl: request allocation failed");
-    cudaError_t e = cudaEventCreateWithFlags(&r->done, cudaEventDisableTiming);
+    /* Timing events: the comm figures come from them (device_times). */
+    cudaError_t e = cudaEventCreate(&r->done);
+    if (e == cudaSuccess) {
+      e = cudaEventCreate(&r->start);
+      if (e != cudaSuccess) cudaEventDestroy(r->done);
+    }
+    if (e == cudaSuccess) {
+      e = cudaEventCreate(&r->reached);
+      if (e != cudaSuccess) {
+        cudaEventDestroy(r->done);
+        cudaEventDestroy(r->start);
+      }
+    }
     if (e != cudaSuccess) {
       free(r);
-      return shardrt__cuda_fail(e, "cudaEventCreateWithFlags(request)", __FILE__, __LINE__);
+      return shardrt__cuda_fail(e, "cudaEventCreate(request)", __FILE__, __LINE__);
     }
     b->reqs[b->nreqs++] = r;
   }
@@ -134,6 +170,7 @@ static shardrt_status req_get(nccl_backend *b, shardrt__req **out) {
 }
 
 static void req_put(nccl_backend *b, shardrt__req *r) {
+  shardrt__watchdog_forget(b->wd, r);
   r->in_flight = false;
   r->next_free = b->free_reqs;
   b->free_reqs = r;
@@ -150,9 +187,14 @@ static shardrt_status begin(nccl_backend *b) {
 
 /* Takes the request before the collective is launched: a collective that
  * runs always has a request, so the caller keeps its buffers until wait(). */
-static shardrt_status start(nccl_backend *b, shardrt__req **r) {
+static shardrt_status start(nccl_backend *b, shardrt_coll_kind kind, shardrt__req **r) {
   SHARDRT__CHECK(req_get(b, r));
+  (*r)->kind = kind;
   shardrt_status rc = begin(b);
+  if (rc == SHARDRT_OK) {
+    cudaError_t e = cudaEventRecord((*r)->start, b->stream);
+    if (e != cudaSuccess) rc = shardrt__cuda_fail(e, "cudaEventRecord(request start)", __FILE__, __LINE__);
+  }
   if (rc != SHARDRT_OK) {
     req_put(b, *r);
     *r = NULL;
@@ -160,8 +202,86 @@ static shardrt_status start(nccl_backend *b, shardrt__req **r) {
   return rc;
 }
 
+/* ncclCommGetAsyncError as a probe: a non-blocking communicator reports
+ * ncclInProgress until its init or the enqueue of a call has finished. */
+static shardrt__probe comm_probe(void *user, void *item) {
+  (void)user;
+  ncclResult_t st = ncclInProgress;
+  if (ncclCommGetAsyncError((ncclComm_t)item, &st) != ncclSuccess) return SHARDRT__PROBE_ERROR;
+  if (st == ncclInProgress) return SHARDRT__PROBE_PENDING;
+  return st == ncclSuccess ? SHARDRT__PROBE_DONE : SHARDRT__PROBE_ERROR;
+}
+
+/* A collective in flight, for the watchdog: done once its event completed;
+ * an asynchronous NCCL error on its communicator fails it. */
+static shardrt__probe req_probe(void *user, void *item) {
+  nccl_backend *b = user;
+  shardrt__req *r = item;
+  if (cudaSetDevice(b->gpu) != cudaSuccess) return SHARDRT__PROBE_ERROR;
+  cudaError_t e = cudaEventQuery(r->done);
+  if (e == cudaSuccess) return SHARDRT__PROBE_DONE;
+  if (e != cudaErrorNotReady) return SHARDRT__PROBE_ERROR;
+  ncclResult_t st = ncclSuccess;
+  if (ncclCommGetAsyncError(r->comm, &st) != ncclSuccess) return SHARDRT__PROBE_ERROR;
+  return st == ncclSuccess || st == ncclInProgress ? SHARDRT__PROBE_PENDING : SHARDRT__PROBE_ERROR;
+}
+
+/* The watchdog gave up on a collective: abort every communicator from its
+ * thread, which ends the kernels a host sync may be waiting on. The main
+ * thread learns it from wd_aborted at its next call (sync_watchdog). */
+static void wd_expire(void *user, bool timed_out) {
+  nccl_backend *b = user;
+  if (cudaSetDevice(b->gpu) != cudaSuccess) (void)cudaGetLastError();
+  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
+    if (b->owns[g] && b->nccl[g]) ncclCommAbort(b->nccl[g]);
+  atomic_store(&b->wd_timed_out, timed_out);
+  atomic_store(&b->wd_aborted, true);
+}
+
+/* After an asynchronous error the collectives in flight never complete and
+ * the compute stream waits on them: aborting makes their kernels exit, so
+ * sync() and teardown return instead of hanging. The backend is unusable
+ * afterwards. The watchdog is stopped first: it may have aborted them
+ * already, and must not do it again. */
+static void abort_comms(nccl_backend *b) {
+  shardrt__watchdog_stop(b->wd);
+  b->wd = NULL;
+  bool done = atomic_load(&b->wd_aborted);
+  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
+    if (!done && b->owns[g] && b->nccl[g]) ncclCommAbort(b->nccl[g]);
+  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++) {
+    b->nccl[g] = NULL;
+    b->owns[g] = false;
+  }
+  b->broken = true;
+}
+
+/* Takes over the watchdog's verdict: SHARDRT_OK while it has not fired. */
+static shardrt_status sync_watchdog(nccl_backend *b, const char *op) {
+  if (b->broken || !atomic_load(&b->wd_aborted)) return SHARDRT_OK;
+  abort_comms(b);
+  if (atomic_load(&b->wd_timed_out))
+    return shardrt__error(SHARDRT_ERR_TIMEOUT,
+                          "nccl %s: a collective did not complete in %g s (SHARDRT_COLL_TIMEOUT_S): another rank "
+                          "stopped or issues different collectives; the NCCL communicators were aborted",
+                          op, b->timeout_s);
+  return shardrt__error(SHARDRT_ERR_COMM, "nccl %s: a collective in flight failed (asynchronous NCCL error); the "
+                        "NCCL communicators were aborted", op);
+}
+
 static shardrt_status finish(nccl_backend *b, shardrt__group g, shardrt__req *r, ncclResult_t launched,
                              const char *call, int line, shardrt__req **req) {
+  if (launched == ncclInProgress) {
+    /* Non-blocking communicator: the enqueue goes on in the background;
+     * the event below must come after it, within the limit. */
+    shardrt_status rc = shardrt__poll_until(comm_probe, NULL, b->nccl[g], b->timeout_s, 1e-5, call);
+    if (rc != SHARDRT_OK) {
+      req_put(b, r);
+      abort_comms(b);
+      return shardrt__error_wrap(rc, "nccl: enqueue of %s on the %s group", call, group_names[g]);
+    }
+    launched = ncclSuccess;
+  }
   if (launched != ncclSuccess) {
     req_put(b, r);
     return nccl_fail(launched, b->nccl[g], call, line);
@@ -174,30 +294,20 @@ static shardrt_status finish(nccl_backend *b, shardrt__group g, shardrt__req *r,
   r->comm = b->nccl[g];
   r->in_flight = true;
   *req = r;
+  /* Unwatched if the watchdog's table cannot grow: the collective still
+   * runs and is waited, only without the limit. */
+  if (b->wd && shardrt__watchdog_add(b->wd, r) != SHARDRT_OK) shardrt__error_clear();
   return SHARDRT_OK;
 }
 
-/* After an asynchronous error the collectives in flight never complete and
- * the compute stream waits on them: aborting makes their kernels exit, so
- * sync() and teardown return instead of hanging. The backend is unusable
- * afterwards. */
-static void abort_comms(nccl_backend *b) {
-  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
-    if (b->owns[g] && b->nccl[g]) ncclCommAbort(b->nccl[g]);
-  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++) {
-    b->nccl[g] = NULL;
-    b->owns[g] = false;
-  }
-  b->broken = true;
-}
-
 /* Checks shared by every collective; *skip is set when there is nothing to move. */
-static shardrt_status prologue(const nccl_backend *b, const char *op, shardrt__group g, size_t count,
+static shardrt_status prologue(nccl_backend *b, const char *op, shardrt__group g, size_t count,
                                shardrt_dtype dt, ncclDataType_t *nt, shardrt__req **req, bool *skip) {
   if (!req) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "nccl %s: request out-pointer is NULL", op);
   *req = NULL;
   SHARDRT__CHECK(check_group(op, g));
   SHARDRT__CHECK(nccl_type(op, dt, nt));
+  SHARDRT__CHECK(sync_watchdog(b, op));
   if (b->broken)
     return shardrt__error(SHARDRT_ERR_COMM, "nccl %s on %s: the NCCL communicators were aborted after an earlier "
                           "asynchronous error; this backend cannot run collectives any more", op, group_names[g]);
@@ -222,7 +332,7 @@ static shardrt_status nccl_all_gather(void *self, shardrt__group g, const void *
                           "recv + rank(%d) * count(%zu) elements",
                           group_names[g], send, recv, b->rank[g], count);
   shardrt__req *r = NULL;
-  SHARDRT__CHECK(start(b, &r));
+  SHARDRT__CHECK(start(b, SHARDRT_COLL_ALL_GATHER, &r));
   return finish(b, g, r, ncclAllGather(send, recv, count, nt, b->nccl[g], b->stream), "ncclAllGather", __LINE__,
                 req);
 }
@@ -244,7 +354,7 @@ static shardrt_status nccl_reduce_scatter(void *self, shardrt__group g, const vo
                           "send + rank(%d) * count(%zu) elements",
                           group_names[g], recv, send, b->rank[g], count);
   shardrt__req *r = NULL;
-  SHARDRT__CHECK(start(b, &r));
+  SHARDRT__CHECK(start(b, SHARDRT_COLL_REDUCE_SCATTER, &r));
   return finish(b, g, r, ncclReduceScatter(send, recv, count, nt, ncclSum, b->nccl[g], b->stream),
                 "ncclReduceScatter", __LINE__, req);
 }
@@ -258,7 +368,7 @@ static shardrt_status nccl_all_reduce(void *self, shardrt__group g, void *buf, s
   if (skip) return SHARDRT_OK;
   SHARDRT__CHECK(check_device_ptr(b, "all_reduce", "buffer", buf));
   shardrt__req *r = NULL;
-  SHARDRT__CHECK(start(b, &r));
+  SHARDRT__CHECK(start(b, SHARDRT_COLL_ALL_REDUCE, &r));
   return finish(b, g, r, ncclAllReduce(buf, buf, count, nt, ncclSum, b->nccl[g], b->stream), "ncclAllReduce",
                 __LINE__, req);
 }
@@ -275,9 +385,56 @@ static shardrt_status nccl_broadcast(void *self, shardrt__group g, void *buf, si
   if (skip) return SHARDRT_OK;
   SHARDRT__CHECK(check_device_ptr(b, "broadcast", "buffer", buf));
   shardrt__req *r = NULL;
-  SHARDRT__CHECK(start(b, &r));
+  SHARDRT__CHECK(start(b, SHARDRT_COLL_BROADCAST, &r));
   return finish(b, g, r, ncclBroadcast(buf, buf, count, nt, root, b->nccl[g], b->stream), "ncclBroadcast",
                 __LINE__, req);
+}
+
+/* Resolves the waited requests whose events have completed (all of them
+ * when `sync`) into the totals, and returns them to the pool. After an
+ * abort their figures are dropped: the events completed because the
+ * kernels were ended, not because the collective ran. */
+static shardrt_status resolve_timing(nccl_backend *b, bool sync) {
+  shardrt_status rc = SHARDRT_OK;
+  if (cudaSetDevice(b->gpu) != cudaSuccess) (void)cudaGetLastError();
+  for (shardrt__req **pp = &b->timing; *pp;) {
+    shardrt__req *r = *pp;
+    bool ready = true;
+    if (!b->broken) {
+      cudaEvent_t evs[2] = {r->done, r->reached};
+      for (int k = 0; k < 2 && ready; k++) {
+        cudaError_t e = sync ? cudaEventSynchronize(evs[k]) : cudaEventQuery(evs[k]);
+        if (e == cudaErrorNotReady) ready = false;
+        else if (e != cudaSuccess && rc == SHARDRT_OK)
+          rc = shardrt__cuda_fail(e, sync ? "cudaEventSynchronize(timing)" : "cudaEventQuery(timing)", __FILE__,
+                                  __LINE__);
+      }
+    }
+    if (!ready) {
+      pp = &r->next_free;
+      continue;
+    }
+    float run_ms = 0, stall_ms = 0;
+    if (!b->broken && rc == SHARDRT_OK && cudaEventElapsedTime(&run_ms, r->start, r->done) == cudaSuccess &&
+        cudaEventElapsedTime(&stall_ms, r->reached, r->done) == cudaSuccess) {
+      b->comm_s[r->kind] += 1e-3 * (double)run_ms;
+      /* Negative: the collective was done before the compute stream got
+       * to its wait, which then cost nothing. */
+      if (stall_ms > 0) b->exposed_s += 1e-3 * (double)stall_ms;
+    }
+    *pp = r->next_free;
+    req_put(b, r);
+  }
+  return rc;
+}
+
+static shardrt_status nccl_device_times(void *self, bool sync, double comm_s[SHARDRT_COLL_COUNT_],
+                                        double *exposed_s) {
+  nccl_backend *b = self;
+  shardrt_status rc = resolve_timing(b, sync);
+  memcpy(comm_s, b->comm_s, sizeof b->comm_s);
+  *exposed_s = b->exposed_s;
+  return rc;
 }
 
 static shardrt_status nccl_wait(void *self, shardrt__req *req) {
@@ -286,11 +443,19 @@ static shardrt_status nccl_wait(void *self, shardrt__req *req) {
   if (!req->in_flight)
     return shardrt__error(SHARDRT_ERR_STATE, "nccl wait: request %p was already waited (wait exactly once)",
                           (void *)req);
-  shardrt_status rc = SHARDRT_OK;
+  shardrt_status rc = sync_watchdog(b, "wait");
   cudaError_t e = cudaSetDevice(b->gpu);
   cudaStream_t compute = (cudaStream_t)b->dev->i->stream(b->dev->self);
+  /* `reached` marks where the compute stream starts to wait: the time from
+   * it to `done` is how long compute stood blocked on this collective. */
+  bool timed = false;
+  if (e == cudaSuccess && !b->broken) {
+    e = cudaEventRecord(req->reached, compute);
+    timed = e == cudaSuccess;
+  }
   if (e == cudaSuccess) e = cudaStreamWaitEvent(compute, req->done, 0);
-  if (e != cudaSuccess) rc = shardrt__cuda_fail(e, "cudaStreamWaitEvent(compute, request)", __FILE__, __LINE__);
+  if (e != cudaSuccess && rc == SHARDRT_OK)
+    rc = shardrt__cuda_fail(e, "cudaStreamWaitEvent(compute, request)", __FILE__, __LINE__);
   if (b->broken) {
     /* Its communicator is gone (aborted after an earlier error); the
      * compute stream's wait above still completes, as abort ended it. */
@@ -307,8 +472,18 @@ static shardrt_status nccl_wait(void *self, shardrt__req *req) {
     if (rc == SHARDRT_OK) rc = nccl_fail(async, req->comm, "collective (asynchronous error)", __LINE__);
     abort_comms(b);
   }
-  req_put(b, req);
-  return rc;
+  req->in_flight = false;
+  if (timed && !b->broken) {
+    /* Kept until its events complete; the watchdog still watches it. */
+    req->next_free = b->timing;
+    b->timing = req;
+  } else {
+    req_put(b, req);
+  }
+  /* Resolve what has completed, so the pending list stays short for a
+   * program that never reads its figures. */
+  shardrt_status t = resolve_timing(b, false);
+  return rc != SHARDRT_OK ? rc : t;
 }
 
 /* ---- host helpers over MPI ---- */
@@ -373,19 +548,37 @@ static void nccl_destroy(void *self) {
   if (!b) return;
   /* Teardown cannot report; CUDA errors are cleared so they do not leak. */
   if (cudaSetDevice(b->gpu) != cudaSuccess) (void)cudaGetLastError();
-  /* A broken communicator is aborted before the stream is drained: its
+  /* The watchdog goes first: it must not abort what is destroyed below. A
+   * broken communicator is aborted before the stream is drained: its
    * collectives would otherwise keep the synchronisation waiting forever. */
-  if (b->broken) abort_comms(b);
+  shardrt__watchdog_stop(b->wd);
+  b->wd = NULL;
+  if (b->broken || atomic_load(&b->wd_aborted)) abort_comms(b);
   if (b->stream && cudaStreamSynchronize(b->stream) != cudaSuccess) (void)cudaGetLastError();
-  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
-    if (b->owns[g] && b->nccl[g]) ncclCommDestroy(b->nccl[g]);
+  for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++) {
+    if (!b->owns[g] || !b->nccl[g]) continue;
+    if (b->timeout_s > 0) {
+      /* Non-blocking: finalize flushes the communicator's work in the
+       * background; past the limit it is aborted instead of destroyed. */
+      ncclResult_t f = ncclCommFinalize(b->nccl[g]);
+      if ((f != ncclSuccess && f != ncclInProgress) ||
+          shardrt__poll_until(comm_probe, NULL, b->nccl[g], b->timeout_s, 1e-4, "ncclCommFinalize") != SHARDRT_OK) {
+        shardrt__error_clear();
+        ncclCommAbort(b->nccl[g]);
+        continue;
+      }
+    }
+    ncclCommDestroy(b->nccl[g]);
+  }
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized)
     for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
       if (b->mpi[g] != MPI_COMM_NULL) MPI_Comm_free(&b->mpi[g]);
   for (size_t i = 0; i < b->nreqs; i++) {
-    if (cudaEventDestroy(b->reqs[i]->done) != cudaSuccess) (void)cudaGetLastError();
+    cudaEvent_t evs[3] = {b->reqs[i]->done, b->reqs[i]->start, b->reqs[i]->reached};
+    for (int k = 0; k < 3; k++)
+      if (cudaEventDestroy(evs[k]) != cudaSuccess) (void)cudaGetLastError();
     free(b->reqs[i]);
   }
   free(b->reqs);
@@ -401,6 +594,7 @@ static const shardrt__comm_i nccl_comm_i = {
     .all_reduce = nccl_all_reduce,
     .broadcast = nccl_broadcast,
     .wait = nccl_wait,
+    .device_times = nccl_device_times,
     .allreduce_host_f64 = nccl_allreduce_host_f64,
     .allreduce_host_max_i64 = nccl_allreduce_host_max_i64,
     .allgather_host = nccl_allgather_host,
@@ -468,6 +662,30 @@ static shardrt_status agree(const rank_info *all, int world) {
   return SHARDRT_OK;
 }
 
+/* One group's communicator. With a timeout it is non-blocking and its init
+ * is polled within the limit (a peer that never calls init would otherwise
+ * hold this rank in ncclCommInitRank forever), then aborted on expiry. */
+static shardrt_status init_rank(nccl_backend *b, int g, ncclUniqueId id) {
+  if (b->timeout_s <= 0) {
+    NCCL_CHECK(NULL, ncclCommInitRank(&b->nccl[g], b->size[g], id, b->rank[g]));
+    b->owns[g] = true;
+    return SHARDRT_OK;
+  }
+  ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
+  cfg.blocking = 0;
+  ncclResult_t r = ncclCommInitRankConfig(&b->nccl[g], b->size[g], id, b->rank[g], &cfg);
+  if (r != ncclSuccess && r != ncclInProgress) return nccl_fail(r, NULL, "ncclCommInitRankConfig", __LINE__);
+  b->owns[g] = true; /* from here it is aborted on failure (abort_comms) */
+  char what[96];
+  snprintf(what, sizeof what, "nccl: init of the %s group's communicator", group_names[g]);
+  shardrt_status rc = shardrt__poll_until(comm_probe, NULL, b->nccl[g], b->timeout_s, 1e-3, what);
+  if (rc == SHARDRT_ERR_COMM) {
+    const char *last = ncclGetLastError(b->nccl[g]);
+    rc = shardrt__error(SHARDRT_ERR_COMM, "%s failed: %s", what, last && *last ? last : "asynchronous NCCL error");
+  }
+  return rc;
+}
+
 /* One NCCL communicator per group; a group holding every rank in WORLD's
  * order is WORLD and shares its communicator. */
 static shardrt_status make_comms(nccl_backend *b, MPI_Comm base, int rank, int gs) {
@@ -499,8 +717,7 @@ static shardrt_status make_comms(nccl_backend *b, MPI_Comm base, int rank, int g
     if (!boot.ok)
       return shardrt__error(SHARDRT_ERR_COMM, "nccl: rank 0 of the %s group could not create an NCCL unique id",
                             group_names[g]);
-    NCCL_CHECK(NULL, ncclCommInitRank(&b->nccl[g], b->size[g], boot.id, b->rank[g]));
-    b->owns[g] = true;
+    SHARDRT__CHECK(init_rank(b, g, boot.id));
   }
   return SHARDRT_OK;
 }
@@ -544,6 +761,7 @@ shardrt_status shardrt__comm_nccl_create(const shardrt__comm_args *a, shardrt__c
     for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++) b->mpi[g] = MPI_COMM_NULL;
     b->dev = a->dev;
     b->gpu = gpu;
+    b->timeout_s = a->timeout_s > 0 ? a->timeout_s : 0;
     local = local_setup(b, &me);
   }
   me.ok = local == SHARDRT_OK;
@@ -578,6 +796,13 @@ shardrt_status shardrt__comm_nccl_create(const shardrt__comm_args *a, shardrt__c
     rc = shardrt__error(SHARDRT_ERR_COMM, "nccl: another rank failed to create its NCCL communicators (see its "
                         "error)");
     goto fail;
+  }
+  if (b->timeout_s > 0) {
+    /* Probes 4 times per limit, at most every 50 ms: a hang is found within
+     * 1.25x the limit at little cost (one event query per collective). */
+    double every = b->timeout_s / 4 < 0.05 ? b->timeout_s / 4 : 0.05;
+    rc = shardrt__watchdog_start(&b->wd, b->timeout_s, every, req_probe, wd_expire, b);
+    if (rc != SHARDRT_OK) goto fail;
   }
   out->i = &nccl_comm_i;
   out->self = b;

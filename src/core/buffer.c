@@ -101,21 +101,46 @@ static bool host_side(const shardrt_ctx *ctx, shardrt__loc loc) {
   return loc != SHARDRT__LOC_DEVICE || !ctx->dev.is_cuda;
 }
 
-/* Moves n elements of src (at soff) into a temporary of src's dtype at
- * location `to`; returns a pointer usable there. */
+/* The kept staging buffer of side `to`, at least `bytes` long. Allocating
+ * pinned memory per transfer cost about a millisecond, and freeing it
+ * (cudaFreeHost) synchronises the whole device; so one buffer per side is
+ * kept for the context's life and only grown, to the largest transfer seen
+ * (a unit's shard or gradient). */
+static shardrt_status stage_buf(shardrt_ctx *ctx, shardrt__loc to, size_t bytes, void **out) {
+  shardrt__buf *c = &ctx->stage_cache[to == SHARDRT__LOC_DEVICE ? 1 : 0];
+  if (!c->p || c->bytes < bytes) {
+    shardrt__buf_free(ctx, c);
+    /* in fp32 words: the dtype of the buffer itself does not matter */
+    SHARDRT__CHECK(shardrt__buf_alloc(ctx, c, SHARDRT__MEM_STAGING, to == SHARDRT__LOC_DEVICE ? SHARDRT__LOC_DEVICE
+                                                                                               : SHARDRT__LOC_HOST,
+                                      SHARDRT_F32, (int64_t)((bytes + 3) / 4)));
+  }
+  *out = c->p;
+  return SHARDRT_OK;
+}
+
+void shardrt__stage_release(shardrt_ctx *ctx) {
+  for (int i = 0; i < 2; i++) shardrt__buf_free(ctx, &ctx->stage_cache[i]);
+}
+
+/* Moves n elements of src (at soff) into the staging buffer of location
+ * `to`; returns a pointer usable there, and *staged says whether it is the
+ * staging buffer (which the caller must not reuse before a device sync). */
 static shardrt_status stage(shardrt_ctx *ctx, const shardrt__buf *src, int64_t soff, int64_t n, shardrt__loc to,
-                            shardrt__buf *tmp, const void **out) {
+                            bool *staged, const void **out) {
+  *staged = false;
   if (host_side(ctx, src->loc) == host_side(ctx, to)) {
     *out = shardrt__at(src, soff);
     return SHARDRT_OK;
   }
-  SHARDRT__CHECK(shardrt__buf_alloc(ctx, tmp, SHARDRT__MEM_STAGING, to == SHARDRT__LOC_DEVICE ? SHARDRT__LOC_DEVICE
-                                                                                                : SHARDRT__LOC_HOST,
-                                    src->dt, n));
+  size_t bytes = (size_t)n * shardrt_dtype_size(src->dt);
+  void *p = NULL;
+  SHARDRT__CHECK(stage_buf(ctx, to == SHARDRT__LOC_DEVICE ? SHARDRT__LOC_DEVICE : SHARDRT__LOC_HOST, bytes, &p));
+  *staged = true;
   shardrt__copy_kind k = host_side(ctx, to) ? SHARDRT__D2H : SHARDRT__H2D;
-  shardrt_status rc = ctx->dev.i->copy(ctx->dev.self, tmp->p, shardrt__at(src, soff), tmp->bytes, k);
+  shardrt_status rc = ctx->dev.i->copy(ctx->dev.self, p, shardrt__at(src, soff), bytes, k);
   if (rc == SHARDRT_OK && k == SHARDRT__D2H) rc = ctx->dev.i->sync(ctx->dev.self);
-  *out = tmp->p;
+  *out = p;
   return rc;
 }
 
@@ -124,17 +149,19 @@ static shardrt_status stage(shardrt_ctx *ctx, const shardrt__buf *src, int64_t s
 static shardrt_status cross_op(shardrt_ctx *ctx, shardrt__buf *dst, int64_t doff, const shardrt__buf *src,
                                int64_t soff, int64_t n, bool accumulate) {
   if (n <= 0) return SHARDRT_OK;
-  shardrt__buf tmp = {0};
+  bool staged = false;
   const void *s;
-  shardrt_status rc = stage(ctx, src, soff, n, dst->loc, &tmp, &s);
+  shardrt_status rc = stage(ctx, src, soff, n, dst->loc, &staged, &s);
   if (rc == SHARDRT_OK) {
     shardrt__device *d = shardrt__ops(ctx, host_side(ctx, dst->loc) ? SHARDRT__LOC_HOST : SHARDRT__LOC_DEVICE);
     rc = accumulate ? d->i->add(d->self, shardrt__at(dst, doff), dst->dt, s, src->dt, (size_t)n)
                     : d->i->cast(d->self, shardrt__at(dst, doff), dst->dt, s, src->dt, (size_t)n);
   }
-  if (tmp.p) {
-    ctx->dev.i->sync(ctx->dev.self);
-    shardrt__buf_free(ctx, &tmp);
+  /* The next transfer overwrites the staging buffer: this op must be done
+   * with it first (the free did this implicitly before). */
+  if (staged) {
+    shardrt_status srs = ctx->dev.i->sync(ctx->dev.self);
+    if (rc == SHARDRT_OK) rc = srs;
   }
   return rc;
 }

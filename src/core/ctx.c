@@ -149,6 +149,7 @@ fail:
 void shardrt_ctx_destroy(shardrt_ctx *ctx) {
   if (!ctx) return;
   shardrt__trace_close(ctx->trace);
+  ctx->trace = NULL; /* the waits below would trace into the closed file */
   for (int i = 0; i < ctx->nunits; i++) {
     shardrt__unit *u = &ctx->units[i];
     /* After a timeout the backend gives pending requests up at once; MPI may
@@ -167,6 +168,8 @@ void shardrt_ctx_destroy(shardrt_ctx *ctx) {
     free(u->name);
   }
   free(ctx->units);
+  free(ctx->inflight);
+  if (!ctx->comm_broken) shardrt__stage_release(ctx);
   for (int i = 0; i < ctx->nmodules; i++) {
     free(ctx->modules[i].name);
     free(ctx->modules[i].cls);

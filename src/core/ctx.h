@@ -127,6 +127,15 @@ struct shardrt_ctx {
 
   /* Accounting. */
   shardrt_comm_stats cstats;
+  /* Collectives in flight, for their issue-to-completion time (coll.c). */
+  struct shardrt__coll_rec *inflight;
+  int ninflight, cap_inflight;
+  /* Backend (device) timings at the last shardrt_comm_stats_reset (coll.c). */
+  double dev_base_time_s[SHARDRT_COLL_COUNT_], dev_base_exposed_s;
+  int coll_single_rank; /* SHARDRT_COLL_SINGLE_RANK: 0 not read yet, 1 off, 2 on */
+  /* Host/device staging of cross-location casts and adds, kept and grown on
+   * demand (buffer.c): [0] host (pinned with CUDA), [1] device. */
+  shardrt__buf stage_cache[2];
   uint64_t mem[SHARDRT__MEM_COUNT_];
   uint64_t mem_offloaded;
   uint64_t mem_current, mem_peak;
@@ -146,6 +155,8 @@ struct shardrt_ctx {
 shardrt_status shardrt__buf_alloc(shardrt_ctx *ctx, shardrt__buf *b, shardrt__mem_cat cat, shardrt__loc loc,
                                   shardrt_dtype dt, int64_t n);
 void shardrt__buf_free(shardrt_ctx *ctx, shardrt__buf *b);
+/* Frees the kept staging buffers (context teardown). */
+void shardrt__stage_release(shardrt_ctx *ctx);
 shardrt_status shardrt__buf_zero(shardrt_ctx *ctx, shardrt__buf *b);
 /* The backend that can run ops on memory at `loc`. */
 shardrt__device *shardrt__ops(shardrt_ctx *ctx, shardrt__loc loc);
