@@ -135,10 +135,13 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
   m->B = B;
   m->T = T;
   m->stream = (cudaStream_t)stream;
-  m->host_losses = (float *)malloc((size_t)BT * sizeof(float));
   cudaError_t e = cudaSuccess;
-  if (!m->host_losses) {
-    snprintf(err, errlen, "out of host memory for %lld token losses", BT);
+  if ((e = cudaMallocHost((void **)&m->host_losses, (size_t)BT * sizeof(float))) != cudaSuccess ||
+      (e = cudaMallocHost((void **)&m->host_batch, (size_t)BT * 2 * sizeof(int))) != cudaSuccess ||
+      (e = cudaEventCreateWithFlags(&m->batch_copied, cudaEventDisableTiming)) != cudaSuccess ||
+      (e = cudaEventCreateWithFlags(&m->loss_copied, cudaEventDisableTiming)) != cudaSuccess) {
+    snprintf(err, errlen, "pinned host buffers for %lld tokens (or their events) could not be created: %s", BT,
+             cudaGetErrorString(e));
     goto fail;
   }
   if (cublasCreate(&m->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(m->blas, m->stream) != CUBLAS_STATUS_SUCCESS) {
@@ -177,7 +180,10 @@ extern "C" void gpt_cuda_destroy(gpt_cuda *m) {
   cudaFree(m->tokens);
   cudaFree(m->targets);
   if (m->blas) cublasDestroy(m->blas);
-  free(m->host_losses);
+  if (m->host_losses) cudaFreeHost(m->host_losses);
+  if (m->host_batch) cudaFreeHost(m->host_batch);
+  if (m->batch_copied) cudaEventDestroy(m->batch_copied);
+  if (m->loss_copied) cudaEventDestroy(m->loss_copied);
   free(m);
 }
 
@@ -196,9 +202,17 @@ extern "C" int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *tar
     if (targets[i] < 0 || targets[i] >= V)
       return fail(m, "target token %d at position %d is outside the vocabulary [0, %d)", targets[i], i, V);
   }
-  CK(m, cudaMemcpyAsync(m->tokens, tokens, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream), "token copy");
-  CK(m, cudaMemcpyAsync(m->targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream), "target copy");
-  CK(m, cudaStreamSynchronize(m->stream), "token copy sync"); /* the host arrays may change next */
+  /* Staged through pinned memory so the copy is truly asynchronous and the
+   * caller's arrays are free on return; the only wait is for the previous
+   * batch's copy out of the staging buffer, long finished by now. */
+  CK(m, cudaEventSynchronize(m->batch_copied), "previous batch copy");
+  memcpy(m->host_batch, tokens, (size_t)BT * sizeof(int));
+  memcpy(m->host_batch + BT, targets, (size_t)BT * sizeof(int));
+  CK(m, cudaMemcpyAsync(m->tokens, m->host_batch, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream),
+     "token copy");
+  CK(m, cudaMemcpyAsync(m->targets, m->host_batch + BT, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream),
+     "target copy");
+  CK(m, cudaEventRecord(m->batch_copied, m->stream), "batch copy event");
   return 0;
 }
 
@@ -265,8 +279,15 @@ extern "C" int gpt_cuda_block_forward(gpt_cuda *m, const float *const *p, int la
   return 0;
 }
 
+static int head_forward_f32(gpt_cuda *m, const float *const *p);
+static int loss_copy_start(gpt_cuda *m);
+
 extern "C" int gpt_cuda_head_forward(gpt_cuda *m, const float *const *p) {
-  if (m->lp) return gpt_cuda__lp_head_forward(m, p);
+  if (m->lp ? gpt_cuda__lp_head_forward(m, p) : head_forward_f32(m, p)) return -1;
+  return loss_copy_start(m);
+}
+
+static int head_forward_f32(gpt_cuda *m, const float *const *p) {
   const gpt_config *c = &m->cfg;
   const int BT = m->B * m->T, C = c->n_embd, V = c->vocab;
   CK(m, gpt_k_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, block_input(m, c->n_layer),
@@ -277,11 +298,20 @@ extern "C" int gpt_cuda_head_forward(gpt_cuda *m, const float *const *p) {
   return 0;
 }
 
-extern "C" int gpt_cuda_loss_sum(gpt_cuda *m, double *out) {
+/* Enqueued at the end of the head forward (both paths): the token losses
+ * to pinned host memory, marked by an event, so reading them later waits
+ * for the forward only, not for whatever was enqueued after it. */
+static int loss_copy_start(gpt_cuda *m) {
   const int BT = m->B * m->T;
   CK(m, cudaMemcpyAsync(m->host_losses, m->losses, (size_t)BT * sizeof(float), cudaMemcpyDeviceToHost, m->stream),
      "loss copy");
-  CK(m, cudaStreamSynchronize(m->stream), "loss copy sync");
+  CK(m, cudaEventRecord(m->loss_copied, m->stream), "loss copy event");
+  return 0;
+}
+
+extern "C" int gpt_cuda_loss_sum(gpt_cuda *m, double *out) {
+  const int BT = m->B * m->T;
+  CK(m, cudaEventSynchronize(m->loss_copied), "loss copy wait");
   double sum = 0.0;
   for (int i = 0; i < BT; i++) sum += m->host_losses[i];
   *out = sum;

@@ -3,7 +3,8 @@
  * gpt_cpu.h, over device fp32 arrays, with cuBLAS for the matrix products
  * and the kernels of gpt_kernels.cuh. Everything runs on the stream given at
  * init (the runtime's shardrt_cuda_stream(ctx) in the trainer); only
- * gpt_cuda_set_batch and gpt_cuda_loss_sum synchronise with the host.
+ * gpt_cuda_loss_sum waits for the GPU (gpt_cuda_set_batch copies through
+ * pinned memory and waits only for the previous batch's copy).
  * Functions return 0, or -1 with a message in gpt_cuda_error(). */
 #ifndef GPT_CUDA_H
 #define GPT_CUDA_H
@@ -61,7 +62,9 @@ int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *targets);
 int gpt_cuda_embed_forward(gpt_cuda *m, const float *const *p);
 int gpt_cuda_block_forward(gpt_cuda *m, const float *const *p, int layer);
 int gpt_cuda_head_forward(gpt_cuda *m, const float *const *p);
-/* Waits for the stream and returns the sum of the B*T token losses. */
+/* Returns the sum of the B*T token losses of the last head forward,
+ * waiting for that forward only (not for work enqueued after it): call it
+ * after enqueueing the backward so the GPU never idles on the host. */
 int gpt_cuda_loss_sum(gpt_cuda *m, double *out);
 int gpt_cuda_head_backward(gpt_cuda *m, const float *const *p, float *const *g, float dloss);
 int gpt_cuda_block_backward(gpt_cuda *m, const float *const *p, float *const *g, int layer);

@@ -34,7 +34,9 @@ struct gpt_cuda {
   struct gpt_cuda_lp *lp; /* NULL on the fp32 path */
   long lt_fused, lt_fallback; /* gpt_cuda_lt_counts */
   int *tokens, *targets; /* device (B,T) */
-  float *host_losses;    /* (B,T), host */
+  float *host_losses;    /* (B,T), pinned host */
+  int *host_batch;       /* (2,B,T) tokens then targets, pinned host staging */
+  cudaEvent_t batch_copied, loss_copied;
 #define DECL(f, n) float *f;
   ACT_FIELDS(DECL)
 #undef DECL
