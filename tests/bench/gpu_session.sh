@@ -5,7 +5,8 @@
 #   1. build with CUDA for this GPU;   2. ctest -L cuda;
 #   3. train_mlp --device cuda at world 1 (NCCL) and world 2 (MPI staged
 #      through the host, both ranks on the one GPU), FULL_SHARD and NO_SHARD;
-#   4. bench_kernels;   5. the gpt2 preset, NO_SHARD vs FULL_SHARD, bf16.
+#   4. bench_kernels;   5. the gpt2 preset, NO_SHARD vs FULL_SHARD, bf16;
+#   6. the same against PyTorch FSDP2 eager and compiled (gpu_gpt_vs_torch.sh).
 # Each part's output goes to OUT/<part>.log; a summary to OUT/summary.txt.
 # A failing part does not stop the others; the exit status says if any failed.
 #
@@ -48,4 +49,6 @@ part bench_kernels build/bin/bench_kernels
 part bench_gpt2 tests/bench/bench_strategies.sh --np 1 --device cuda --preset gpt2 --global_batch 8 --steps 12 \
   --strategies "NO_SHARD FULL_SHARD" -- --mixed_precision bf16
 tail -n 4 "$OUT/bench_gpt2.log" >>"$OUT/summary.txt" 2>/dev/null
+part gpt_vs_torch tests/bench/gpu_gpt_vs_torch.sh "$OUT/gpt_vs_torch"
+cat "$OUT/gpt_vs_torch/gpt_vs_torch.txt" >>"$OUT/summary.txt" 2>/dev/null
 exit $failed
