@@ -109,6 +109,10 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
              opt->compute == SHARDRT_F16 ? "fp16" : "(unknown)");
     return -1;
   }
+  if (opt->recompute && opt->compute != SHARDRT_BF16) {
+    snprintf(err, errlen, "activation checkpointing (recompute) is implemented by the bf16 path only");
+    return -1;
+  }
   if (opt->tf32 && opt->compute != SHARDRT_F32) {
     snprintf(err, errlen, "TF32 applies to fp32 compute only (compute dtype is bf16)");
     return -1;

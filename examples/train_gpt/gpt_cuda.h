@@ -38,6 +38,7 @@ typedef struct gpt_cuda_options {
   shardrt_dtype compute; /* SHARDRT_F32 (default) or SHARDRT_BF16 */
   bool tf32;             /* fp32 compute only */
   bool no_lt_epilogues;  /* bf16: plain products + separate bias/GELU kernels (tests compare both) */
+  bool recompute;        /* bf16: activation checkpointing, each block's forward re-run in its backward */
 } gpt_cuda_options;
 void gpt_cuda_options_default(gpt_cuda_options *o);
 

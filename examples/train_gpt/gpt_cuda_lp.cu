@@ -7,6 +7,11 @@
  * reads is stored in bf16; the residual stream, LayerNorm statistics,
  * softmax sums and the parameter gradients are fp32.
  *
+ * With opt.recompute (activation checkpointing) only the residual stream
+ * and LayerNorm statistics are kept per layer; each block's backward
+ * re-runs its forward first (one more forward per step, in exchange for
+ * ~14 B*T*C*2 + B*NH*T*T*2 bytes per layer).
+ *
  * Parameters arrive as fp32 (exactly the bf16 values of the runtime's
  * views when the plan computes in bf16, so the cast back is exact) and are
  * staged into one bf16 copy per block, reused by every block: stream order
@@ -22,9 +27,11 @@
 #define block_input gpt_cuda__lp_block_input
 
 /* bf16 tensors: name, element count (L: per layer, TT: attention) */
-#define LP_FIELDS(X)                                                                                       \
-  X(ln1, L *BTC) X(qkv, L *BTC * 3) X(att, L *BNH *T *T) X(atty, L *BTC) X(ln2, L *BTC) X(fch, L *BTC * 4) \
-  X(fch_gelu, L *BTC * 4) X(lnf, BTC) X(logits, BT *Vp) X(dres, BTC) X(datty, BTC) X(dqkv, BTC * 3)        \
+/* LA: layers whose block activations are kept (1 with recompute: the
+ * block being differentiated re-runs its forward into slot 0) */
+#define LP_FIELDS(X)                                                                                            \
+  X(ln1, LA *BTC) X(qkv, LA *BTC * 3) X(att, LA *BNH *T *T) X(atty, LA *BTC) X(ln2, LA *BTC) X(fch, LA *BTC * 4) \
+  X(fch_gelu, LA *BTC * 4) X(lnf, BTC) X(logits, BT *Vp) X(dres, BTC) X(datty, BTC) X(dqkv, BTC * 3)        \
   X(dfch, BTC * 4) X(dpre, BNH *T *T) X(w_qkv, 3 * CC) X(b_qkv, 3 * C) X(w_ap, CC) X(w_fc, 4 * CC)          \
   X(b_fc, 4 * C) X(w_proj, 4 * CC) X(w_head, Vp *C)
 /* fp32 scratch of the bf16 path */
@@ -41,7 +48,8 @@ struct gpt_cuda_lp {
 };
 
 int gpt_cuda__lp_create(gpt_cuda *m, char *err, size_t errlen) {
-  const long long L = m->cfg.n_layer, C = m->cfg.n_embd, CC = C * C, T = m->T;
+  const long long C = m->cfg.n_embd, CC = C * C, T = m->T;
+  const long long LA = m->opt.recompute ? 1 : m->cfg.n_layer;
   const long long BT = (long long)m->B * T, BTC = BT * C, BNH = (long long)m->B * m->cfg.n_head;
   const long long Vp = gpt_padded_vocab(m->cfg.vocab);
   if (BT * Vp > INT32_MAX) {
@@ -232,6 +240,8 @@ static int attention_backward(gpt_cuda *m, gpt_lp *dqkv, const gpt_lp *dout, con
 /* ---- stages ---- */
 
 #define LAYER(base, per) ((base) + (size_t)layer * (per))
+/* block activations: one slot per layer, or slot 0 for all with recompute */
+#define ACT(base, per) ((base) + (size_t)(m->opt.recompute ? 0 : layer) * (per))
 
 int gpt_cuda__lp_block_forward(gpt_cuda *m, const float *const *p, int layer) {
   const gpt_config *c = &m->cfg;
@@ -241,9 +251,9 @@ int gpt_cuda__lp_block_forward(gpt_cuda *m, const float *const *p, int layer) {
   cudaStream_t s = m->stream;
 #define P(x) p[gpt_pid_layer(c, layer, x)]
   const float *res = block_input(m, layer);
-  gpt_lp *ln1 = LAYER(lp->ln1, BTC), *qkv = LAYER(lp->qkv, 3 * BTC), *att = LAYER(lp->att, (size_t)B * NH * T * T);
-  gpt_lp *atty = LAYER(lp->atty, BTC), *ln2 = LAYER(lp->ln2, BTC);
-  gpt_lp *fch = LAYER(lp->fch, 4 * BTC), *fch_gelu = LAYER(lp->fch_gelu, 4 * BTC);
+  gpt_lp *ln1 = ACT(lp->ln1, BTC), *qkv = ACT(lp->qkv, 3 * BTC), *att = ACT(lp->att, (size_t)B * NH * T * T);
+  gpt_lp *atty = ACT(lp->atty, BTC), *ln2 = ACT(lp->ln2, BTC);
+  gpt_lp *fch = ACT(lp->fch, 4 * BTC), *fch_gelu = ACT(lp->fch_gelu, 4 * BTC);
   float *res2 = LAYER(m->residual2, BTC), *res3 = LAYER(m->residual3, BTC);
 
   if (stage_block_weights(m, p, layer)) return -1;
@@ -325,13 +335,22 @@ int gpt_cuda__lp_block_backward(gpt_cuda *m, const float *const *p, float *const
 #define P(x) p[gpt_pid_layer(c, layer, x)]
 #define G(x) g[gpt_pid_layer(c, layer, x)]
   const float *res = block_input(m, layer), *res2 = LAYER(m->residual2, BTC);
-  const gpt_lp *ln1 = LAYER(lp->ln1, BTC), *qkv = LAYER(lp->qkv, 3 * BTC);
-  const gpt_lp *att = LAYER(lp->att, (size_t)B * NH * T * T), *atty = LAYER(lp->atty, BTC);
-  const gpt_lp *ln2 = LAYER(lp->ln2, BTC), *fch_gelu = LAYER(lp->fch_gelu, 4 * BTC);
-  gpt_lp *fch = LAYER(lp->fch, 4 * BTC);
+  const gpt_lp *ln1 = ACT(lp->ln1, BTC), *qkv = ACT(lp->qkv, 3 * BTC);
+  const gpt_lp *att = ACT(lp->att, (size_t)B * NH * T * T), *atty = ACT(lp->atty, BTC);
+  const gpt_lp *ln2 = ACT(lp->ln2, BTC), *fch_gelu = ACT(lp->fch_gelu, 4 * BTC);
+  gpt_lp *fch = ACT(lp->fch, 4 * BTC);
   float *dres = m->dresidual;
 
-  if (stage_block_weights(m, p, layer)) return -1;
+  /* Activation checkpointing: re-run this block's forward from its saved
+   * fp32 input (residual3 of the layer below, not rewritten). It rewrites
+   * this block's residual2, which the backward below then reads consistently
+   * with the recomputed activations, and its residual3, whose readers (the
+   * block above) are done. It also stages the weights the backward needs. */
+  if (m->opt.recompute) {
+    if (gpt_cuda__lp_block_forward(m, p, layer)) return -1;
+  } else if (stage_block_weights(m, p, layer)) {
+    return -1;
+  }
   /* mlp.c_proj, and the GELU gradient in the same product's epilogue */
   if (mm(m, false, false, BT, 4 * C, C, lp->dres, C, lp->w_proj, 4 * C, CUDA_R_16BF, 0.0f, NULL, lp->dfch, 4 * C,
          GPT_EPI_DGELU, NULL, fch, 4 * C))

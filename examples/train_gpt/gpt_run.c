@@ -94,6 +94,8 @@ shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *re
     gpt_cuda_options_default(&go);
     if (dt == SHARDRT_BF16) go.compute = SHARDRT_BF16;
     go.tf32 = tf32 && go.compute == SHARDRT_F32;
+    /* fsdp_activation_checkpointing: honoured where implemented (GPU bf16) */
+    go.recompute = shardrt_get_plan(ctx)->activation_checkpointing && go.compute == SHARDRT_BF16;
     if (gpt_cuda_create_ex(&r->gpu, &reg->cfg, B, T, shardrt_cuda_stream(ctx), &go, err, sizeof err))
       return model_error(r, SHARDRT_ERR_DEVICE, err);
 #else

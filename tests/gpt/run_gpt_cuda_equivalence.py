@@ -14,7 +14,11 @@ preset with the same global batch (cuda label: exits 77 without a GPU).
             test_gpt_cuda.c); every step within 2e-2, the suite's bound for
             bf16 against fp32 training (run_gpt_equivalence.py: 1e-2), doubled
             because the GPU's bf16 activations add gradient noise of the same
-            order as the bf16 parameters do. Both must train.
+            order as the bf16 parameters do. Both must train. With
+            --fsdp_activation_checkpointing the GPU recomputes each block's
+            forward in its backward: the same products again, so only a
+            product's reduction order may differ between the two runs (ulps,
+            then an occasional bf16 rounding flip): within 1e-3.
 
 Environment (set by ctest): SHARDRT_BIN_DIR, SHARDRT_MPIRUN.
 """
@@ -82,6 +86,9 @@ def main():
         check(compare_losses.check_decreasing(gpu_bf, 0.05), "bf16 GPU FULL_SHARD trains")
         check(compare_losses.compare(cpu_bf[:1], gpu_bf[:1], 2.0 ** -8), "bf16 GPU first step ~ CPU within 2^-8")
         check(compare_losses.compare(cpu_bf, gpu_bf, 2e-2), "bf16 GPU 10 steps ~ CPU within 2e-2")
+        ckpt = train(tmp, "gpu_bf16_ckpt", ["--device", "cuda", "--mixed_precision", "bf16", *fs,
+                                            "--fsdp_activation_checkpointing", "true"])
+        check(compare_losses.compare(gpu_bf, ckpt, 1e-3), "bf16 GPU with activation checkpointing == without")
     return 0
 
 

@@ -205,6 +205,9 @@ static void test_cuda_bf16_matches_cpu(void **state) {
   compare_with_cpu(&cfg, 2, cfg.seq_len, 77, &o);
   o = opts(SHARDRT_BF16, true); /* cuBLAS + separate bias/GELU kernels */
   compare_with_cpu(&cfg, 2, cfg.seq_len, 77, &o);
+  o = opts(SHARDRT_BF16, false); /* activation checkpointing: the same numbers */
+  o.recompute = true;
+  compare_with_cpu(&cfg, 2, cfg.seq_len, 77, &o);
 }
 
 /* A vocabulary that is not a multiple of 128 (padded 301 -> 384: the
@@ -238,6 +241,10 @@ static void test_cuda_options(void **state) {
   o.tf32 = true;
   assert_int_equal(gpt_cuda_create_ex(&gm, &cfg, 1, 4, NULL, &o, err, sizeof err), -1);
   assert_non_null(strstr(err, "TF32"));
+  o = opts(SHARDRT_F32, false);
+  o.recompute = true;
+  assert_int_equal(gpt_cuda_create_ex(&gm, &cfg, 1, 4, NULL, &o, err, sizeof err), -1);
+  assert_non_null(strstr(err, "bf16 path only"));
 }
 
 /* Shapes that are multiples of nothing: n_embd not a multiple of the warp
