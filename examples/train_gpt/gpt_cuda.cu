@@ -109,8 +109,9 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
              opt->compute == SHARDRT_F16 ? "fp16" : "(unknown)");
     return -1;
   }
-  if (opt->recompute && opt->compute != SHARDRT_BF16) {
-    snprintf(err, errlen, "activation checkpointing (recompute) is implemented by the bf16 path only");
+  if ((opt->recompute || opt->flash_attention) && opt->compute != SHARDRT_BF16) {
+    snprintf(err, errlen, "%s is implemented by the bf16 path only",
+             opt->recompute ? "activation checkpointing (recompute)" : "flash attention");
     return -1;
   }
   if (opt->tf32 && opt->compute != SHARDRT_F32) {

@@ -39,6 +39,7 @@ typedef struct gpt_cuda_options {
   bool tf32;             /* fp32 compute only */
   bool no_lt_epilogues;  /* bf16: plain products + separate bias/GELU kernels (tests compare both) */
   bool recompute;        /* bf16: activation checkpointing, each block's forward re-run in its backward */
+  bool flash_attention;  /* bf16: fused flash-style attention (no T x T scores in memory); head size 16/32/64/128 */
 } gpt_cuda_options;
 void gpt_cuda_options_default(gpt_cuda_options *o);
 

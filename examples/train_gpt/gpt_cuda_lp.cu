@@ -29,13 +29,18 @@
 /* bf16 tensors: name, element count (L: per layer, TT: attention) */
 /* LA: layers whose block activations are kept (1 with recompute: the
  * block being differentiated re-runs its forward into slot 0) */
+/* LA: layers whose block activations are kept (1 with recompute: the
+ * block being differentiated re-runs its forward into slot 0). TTM: the
+ * materialised attention's T*T, 0 with flash attention (never stored). */
 #define LP_FIELDS(X)                                                                                            \
-  X(ln1, LA *BTC) X(qkv, LA *BTC * 3) X(att, LA *BNH *T *T) X(atty, LA *BTC) X(ln2, LA *BTC) X(fch, LA *BTC * 4) \
+  X(ln1, LA *BTC) X(qkv, LA *BTC * 3) X(att, LA *BNH *TTM) X(atty, LA *BTC) X(ln2, LA *BTC) X(fch, LA *BTC * 4)  \
   X(fch_gelu, LA *BTC * 4) X(lnf, BTC) X(logits, BT *Vp) X(dres, BTC) X(datty, BTC) X(dqkv, BTC * 3)        \
-  X(dfch, BTC * 4) X(dpre, BNH *T *T) X(w_qkv, 3 * CC) X(b_qkv, 3 * C) X(w_ap, CC) X(w_fc, 4 * CC)          \
+  X(dfch, BTC * 4) X(dpre, BNH *TTM) X(w_qkv, 3 * CC) X(b_qkv, 3 * C) X(w_ap, CC) X(w_fc, 4 * CC)           \
   X(b_fc, 4 * C) X(w_proj, 4 * CC) X(w_head, Vp *C)
-/* fp32 scratch of the bf16 path */
-#define LP_F32_FIELDS(X) X(lse, BT) X(scores, BNH *T *T) X(datt, BNH *T *T)
+/* fp32 scratch of the bf16 path (att_lse, dq_acc, att_dot: flash only) */
+#define LP_F32_FIELDS(X)                                                                                      \
+  X(lse, BT) X(scores, BNH *TTM) X(datt, BNH *TTM) X(att_lse, FL *LA *BNH *T) X(dq_acc, FL *BTC)              \
+  X(att_dot, FL *BNH *T)
 
 struct gpt_cuda_lp {
   int Vp;
@@ -50,6 +55,12 @@ struct gpt_cuda_lp {
 int gpt_cuda__lp_create(gpt_cuda *m, char *err, size_t errlen) {
   const long long C = m->cfg.n_embd, CC = C * C, T = m->T;
   const long long LA = m->opt.recompute ? 1 : m->cfg.n_layer;
+  const long long FL = m->opt.flash_attention ? 1 : 0, TTM = FL ? 0 : T * T;
+  if (FL && !gpt_flash_supported(m->cfg.n_embd / m->cfg.n_head, m->cfg.n_embd)) {
+    snprintf(err, errlen, "flash attention needs a head size of 16, 32, 64 or 128 (this model's is %d)",
+             m->cfg.n_embd / m->cfg.n_head);
+    return -1;
+  }
   const long long BT = (long long)m->B * T, BTC = BT * C, BNH = (long long)m->B * m->cfg.n_head;
   const long long Vp = gpt_padded_vocab(m->cfg.vocab);
   if (BT * Vp > INT32_MAX) {
@@ -66,7 +77,7 @@ int gpt_cuda__lp_create(gpt_cuda *m, char *err, size_t errlen) {
   lp->Vp = (int)Vp;
   cudaError_t e;
 #define ALLOC(f, n, sz)                                                                                     \
-  if ((e = cudaMalloc((void **)&lp->f, (size_t)(n) * (sz))) != cudaSuccess) {                             \
+  if ((n) > 0 && (e = cudaMalloc((void **)&lp->f, (size_t)(n) * (sz))) != cudaSuccess) {                             \
     (void)cudaGetLastError();                                                                               \
     snprintf(err, errlen, "cudaMalloc of bf16-path tensor '%s' (%lld elements, B=%d T=%d) failed: %s", #f, \
              (long long)(n), m->B, m->T, cudaGetErrorString(e));                                            \
@@ -263,7 +274,10 @@ int gpt_cuda__lp_block_forward(gpt_cuda *m, const float *const *p, int layer) {
   if (mm(m, false, true, BT, 3 * C, C, ln1, C, lp->w_qkv, C, CUDA_R_16BF, 0.0f, NULL, qkv, 3 * C, GPT_EPI_BIAS,
          lp->b_qkv, NULL, 0))
     return -1;
-  if (attention_forward(m, atty, att, qkv)) return -1;
+  if (m->opt.flash_attention)
+    CK(m, gpt_k_flash_forward(atty, ACT(lp->att_lse, (size_t)B * NH * T), qkv, B, T, C, NH, s), "flash attention");
+  else if (attention_forward(m, atty, att, qkv))
+    return -1;
   /* res2 = res + atty W^T + b in one product */
   if (mm(m, false, true, BT, C, C, atty, C, lp->w_ap, C, CUDA_R_32F, 1.0f, res, res2, C, GPT_EPI_BIAS,
          P(GPT_ATTPROJ_B), NULL, 0))
@@ -379,7 +393,12 @@ int gpt_cuda__lp_block_backward(gpt_cuda *m, const float *const *p, float *const
          GPT_EPI_NONE, NULL, NULL, 0))
     return -1;
   CK(m, gpt_k_bias_backward(G(GPT_ATTPROJ_B), dres, BT, C, s), "attn.c_proj bias backward");
-  if (attention_backward(m, lp->dqkv, lp->datty, qkv, att)) return -1;
+  if (m->opt.flash_attention)
+    CK(m, gpt_k_flash_backward(lp->dqkv, lp->dq_acc, lp->att_dot, qkv, atty, lp->datty,
+                               ACT(lp->att_lse, (size_t)B * NH * T), B, T, C, NH, s),
+       "flash attention backward");
+  else if (attention_backward(m, lp->dqkv, lp->datty, qkv, att))
+    return -1;
   /* c_attn */
   if (mm(m, true, false, 3 * C, C, BT, lp->dqkv, 3 * C, ln1, C, CUDA_R_32F, 1.0f, G(GPT_QKV_W), G(GPT_QKV_W), C,
          GPT_EPI_NONE, NULL, NULL, 0))

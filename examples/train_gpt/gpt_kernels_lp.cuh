@@ -53,4 +53,14 @@ cudaError_t gpt_k_classifier_forward_lp(float *lse, float *losses, const gpt_lp 
 cudaError_t gpt_k_classifier_backward_lp(gpt_lp *logits, const float *lse, const int *targets, float dloss, int N,
                                          int V, int Vp, cudaStream_t s);
 
+/* Flash-style causal attention (gpt_kernels_flash.cu), for head sizes with
+ * gpt_flash_supported(hs, C). forward: out (B,T,C) and the per-row
+ * log-sum-exp lse (B*NH*T) from qkv (B,T,3C). backward: dqkv (B,T,3C, SET)
+ * from dout (B,T,C); dq_acc (B,T,C) and D (B*NH*T) are fp32 scratch. */
+int gpt_flash_supported(int hs, int C);
+cudaError_t gpt_k_flash_forward(gpt_lp *out, float *lse, const gpt_lp *qkv, int B, int T, int C, int NH,
+                                cudaStream_t s);
+cudaError_t gpt_k_flash_backward(gpt_lp *dqkv, float *dq_acc, float *D, const gpt_lp *qkv, const gpt_lp *out,
+                                 const gpt_lp *dout, const float *lse, int B, int T, int C, int NH, cudaStream_t s);
+
 #endif

@@ -45,7 +45,7 @@ shardrt_status gpt_run_register(shardrt_ctx *ctx, const gpt_registry *reg, int *
 }
 
 shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *reg, const int *rt_pid,
-                            int B, int T, bool tf32) {
+                            int B, int T, bool tf32, bool flash) {
   memset(r, 0, sizeof *r);
   r->ctx = ctx;
   r->reg = reg;
@@ -96,10 +96,11 @@ shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *re
     go.tf32 = tf32 && go.compute == SHARDRT_F32;
     /* fsdp_activation_checkpointing: honoured where implemented (GPU bf16) */
     go.recompute = shardrt_get_plan(ctx)->activation_checkpointing && go.compute == SHARDRT_BF16;
+    go.flash_attention = flash && go.compute == SHARDRT_BF16;
     if (gpt_cuda_create_ex(&r->gpu, &reg->cfg, B, T, shardrt_cuda_stream(ctx), &go, err, sizeof err))
       return model_error(r, SHARDRT_ERR_DEVICE, err);
 #else
-    (void)tf32;
+    (void)tf32, (void)flash;
     return model_error(r, SHARDRT_ERR_UNSUPPORTED, "train_gpt was built without CUDA: use --device cpu");
 #endif
   }

@@ -3,7 +3,8 @@
 # Benchmark (not a test; needs one GPU): train_gpt against PyTorch FSDP2 on
 # the same model, batch and GPU, in one call. GPT-2 124M shape (+ untied
 # head), seq 1024, bf16, world 1:
-#   shardrt NO_SHARD, shardrt FULL_SHARD   (build/bin/train_gpt, --mixed_precision bf16)
+#   shardrt NO_SHARD, shardrt FULL_SHARD   (build/bin/train_gpt, --mixed_precision bf16),
+#   shardrt FULL_SHARD --flash_attention   (the fused attention kernel, opt-in until verified)
 #   torch eager, torch compile             (tests/bench/torch_gpt_fsdp2.py: fully_shard +
 #                                           bf16 MixedPrecisionPolicy + fused AdamW)
 # For each: tokens/s (median step after warm-up), MFU (llm.c: 6N + 6 L C T FLOP
@@ -71,11 +72,12 @@ measured() { # NAME command...
   wait "$sampler" 2>/dev/null
 }
 
-shardrt() { # STRATEGY
+shardrt() { # STRATEGY [LOG_SUFFIX train_gpt flags...]
+  local strat=$1 suffix=${2:-}; shift; [ $# -gt 0 ] && shift
   mpirun --oversubscribe --bind-to none -np 1 "$BIN/train_gpt" --quiet --device "$DEVICE" --preset "$PRESET" \
-    --steps "$STEPS" --global_batch "$GB" --mixed_precision bf16 --use_fsdp --fsdp_sharding_strategy "$1" \
+    --steps "$STEPS" --global_batch "$GB" --mixed_precision bf16 --use_fsdp --fsdp_sharding_strategy "$strat" \
     --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP --fsdp_transformer_layer_cls_to_wrap GPT2Block \
-    --fsdp_forward_prefetch true --fsdp_backward_prefetch BACKWARD_PRE --log "$OUT/shardrt_$1.jsonl"
+    --fsdp_forward_prefetch true --fsdp_backward_prefetch BACKWARD_PRE --log "$OUT/shardrt_$strat$suffix.jsonl" "$@"
 }
 torchrun_() { # NAME extra flags...
   local name=$1; shift
@@ -86,6 +88,7 @@ torchrun_() { # NAME extra flags...
 echo "$GPU; preset $PRESET, global batch $GB sequences, $STEPS steps (first $WARMUP excluded), bf16 peak $PEAK_TFLOPS TFLOP/s"
 measured shardrt_NO_SHARD shardrt NO_SHARD
 measured shardrt_FULL_SHARD shardrt FULL_SHARD
+[ "$DEVICE" = cpu ] || measured shardrt_FULL_SHARD_flash shardrt FULL_SHARD _flash --flash_attention
 measured torch_eager torchrun_ torch_eager
 measured torch_compile torchrun_ torch_compile --compile
 
@@ -101,7 +104,7 @@ def mem_peak(name):
         return (max(v) - v[0]) * 2**20 if v else None  # MiB -> bytes, above idle
     except (OSError, ValueError):
         return None
-for s in ("NO_SHARD", "FULL_SHARD"):
+for s in ("NO_SHARD", "FULL_SHARD", "FULL_SHARD_flash"):
     try:
         recs = [json.loads(l) for l in open(os.path.join(out, f"shardrt_{s}.jsonl"))]
     except OSError:
@@ -142,6 +145,8 @@ def ratio(a, b, what, target=None, higher=True):
 ratio("shardrt FULL_SHARD", "torch eager", "tokens/s FULL_SHARD / torch eager (>= 1)", 1.0)
 ratio("shardrt FULL_SHARD", "torch compile", "tokens/s FULL_SHARD / torch compile")
 ratio("shardrt FULL_SHARD", "shardrt NO_SHARD", "tokens/s FULL_SHARD / NO_SHARD (>= 0.97)", 0.97)
+ratio("shardrt FULL_SHARD_flash", "torch eager", "tokens/s FULL_SHARD flash / torch eager")
+ratio("shardrt FULL_SHARD_flash", "shardrt FULL_SHARD", "tokens/s flash / materialised attention")
 ratio("torch compile", "torch eager", "tokens/s torch compile / eager")
 if "shardrt FULL_SHARD" in rows and peak > 0:
     m = rows["shardrt FULL_SHARD"]["mfu"]

@@ -89,6 +89,9 @@ def main():
         ckpt = train(tmp, "gpu_bf16_ckpt", ["--device", "cuda", "--mixed_precision", "bf16", *fs,
                                             "--fsdp_activation_checkpointing", "true"])
         check(compare_losses.compare(gpu_bf, ckpt, 1e-3), "bf16 GPU with activation checkpointing == without")
+        flash = train(tmp, "gpu_bf16_flash", ["--device", "cuda", "--mixed_precision", "bf16", *fs,
+                                              "--flash_attention"])
+        check(compare_losses.compare(cpu_bf, flash, 2e-2), "bf16 GPU flash attention 10 steps ~ CPU within 2e-2")
     return 0
 
 

@@ -222,6 +222,35 @@ static void test_cuda_bf16_matches_cpu_odd(void **state) {
   compare_with_cpu(&cfg, 3, 37, 5, &o);
 }
 
+/* Flash attention (opt-in) in place of the materialised scores: the same
+ * bf16 tolerances (it rounds the probabilities to bf16 before P V as the
+ * materialised path stores them in bf16). Head sizes 16 (tiny, and the odd
+ * shape with T = 37 inside one tile), 64 (GPT-2's, T = 100 across two
+ * tiles) and 128 (T = 70), B > 1 so sequences and heads must not mix. */
+static void test_cuda_bf16_flash_matches_cpu(void **state) {
+  (void)state;
+  gpt_config tiny;
+  char err[256];
+  assert_int_equal(gpt_preset("tiny", &tiny, err, sizeof err), 0);
+  gpt_cuda_options o = opts(SHARDRT_BF16, false);
+  o.flash_attention = true;
+  compare_with_cpu(&tiny, 2, tiny.seq_len, 77, &o);
+  gpt_config odd = {.n_layer = 2, .n_embd = 48, .n_head = 3, .seq_len = 40, .vocab = 301};
+  compare_with_cpu(&odd, 3, 37, 5, &o);
+  gpt_config hs64 = {.n_layer = 1, .n_embd = 128, .n_head = 2, .seq_len = 128, .vocab = 256};
+  compare_with_cpu(&hs64, 2, 100, 9, &o);
+  gpt_config hs128 = {.n_layer = 1, .n_embd = 256, .n_head = 2, .seq_len = 80, .vocab = 256};
+  compare_with_cpu(&hs128, 2, 70, 13, &o);
+  o.recompute = true; /* with activation checkpointing the forward's lse is recomputed too */
+  compare_with_cpu(&hs64, 2, 100, 9, &o);
+  /* a head size it has no kernel for is refused at create */
+  gpt_cuda *gm = NULL;
+  gpt_config hs24 = {.n_layer = 1, .n_embd = 48, .n_head = 2, .seq_len = 8, .vocab = 64};
+  o.recompute = false;
+  assert_int_equal(gpt_cuda_create_ex(&gm, &hs24, 1, 8, NULL, &o, err, sizeof err), -1);
+  assert_non_null(strstr(err, "head size of 16, 32, 64 or 128"));
+}
+
 /* TF32 is opt-in: with it the fp32 model still matches to TF32's 10-bit
  * mantissa (2^-11 relative per product input; tolerances as bf16's, which
  * has fewer bits); fp16 compute and TF32 with bf16 are refused. */
@@ -318,6 +347,7 @@ int main(void) {
       cmocka_unit_test(test_cuda_matches_cpu_odd),
       cmocka_unit_test(test_cuda_bf16_matches_cpu),
       cmocka_unit_test(test_cuda_bf16_matches_cpu_odd),
+      cmocka_unit_test(test_cuda_bf16_flash_matches_cpu),
       cmocka_unit_test(test_cuda_options),
       cmocka_unit_test(test_cuda_dtype_helpers),
   };
