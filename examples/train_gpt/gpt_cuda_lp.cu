@@ -262,7 +262,8 @@ int gpt_cuda__lp_block_forward(gpt_cuda *m, const float *const *p, int layer) {
   cudaStream_t s = m->stream;
 #define P(x) p[gpt_pid_layer(c, layer, x)]
   const float *res = block_input(m, layer);
-  gpt_lp *ln1 = ACT(lp->ln1, BTC), *qkv = ACT(lp->qkv, 3 * BTC), *att = ACT(lp->att, (size_t)B * NH * T * T);
+  gpt_lp *ln1 = ACT(lp->ln1, BTC), *qkv = ACT(lp->qkv, 3 * BTC);
+  gpt_lp *att = lp->att ? ACT(lp->att, (size_t)B * NH * T * T) : NULL; /* NULL with flash attention */
   gpt_lp *atty = ACT(lp->atty, BTC), *ln2 = ACT(lp->ln2, BTC);
   gpt_lp *fch = ACT(lp->fch, 4 * BTC), *fch_gelu = ACT(lp->fch_gelu, 4 * BTC);
   float *res2 = LAYER(m->residual2, BTC), *res3 = LAYER(m->residual3, BTC);
@@ -350,7 +351,7 @@ int gpt_cuda__lp_block_backward(gpt_cuda *m, const float *const *p, float *const
 #define G(x) g[gpt_pid_layer(c, layer, x)]
   const float *res = block_input(m, layer), *res2 = LAYER(m->residual2, BTC);
   const gpt_lp *ln1 = ACT(lp->ln1, BTC), *qkv = ACT(lp->qkv, 3 * BTC);
-  const gpt_lp *att = ACT(lp->att, (size_t)B * NH * T * T), *atty = ACT(lp->atty, BTC);
+  const gpt_lp *att = lp->att ? ACT(lp->att, (size_t)B * NH * T * T) : NULL, *atty = ACT(lp->atty, BTC);
   const gpt_lp *ln2 = ACT(lp->ln2, BTC), *fch_gelu = ACT(lp->fch_gelu, 4 * BTC);
   gpt_lp *fch = ACT(lp->fch, 4 * BTC);
   float *dres = m->dresidual;
