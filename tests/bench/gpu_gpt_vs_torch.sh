@@ -12,7 +12,7 @@
 # used memory sampled every 100 ms minus the idle level: the same yardstick
 # for both, and it counts the CUDA context and allocator caches), and the
 # ratios the targets are stated in. Losses are printed as a sanity check only
-# (each side has its own initial draw and data). Writes OUTDIR/gpt_vs_torch.txt (the
+# (each side has its own initial draw and data). Writes OUTDIR/summary.txt (the
 # summary), OUTDIR/*.log and *.jsonl; exits non-zero if a run failed.
 #
 #   tests/bench/gpu_gpt_vs_torch.sh OUTDIR
@@ -32,7 +32,7 @@ BIN=${SHARDRT_BIN_DIR:-$ROOT/build/bin}
 GB=${GB:-16} STEPS=${STEPS:-20} WARMUP=${WARMUP:-5} PRESET=${PRESET:-gpt2} PY=${TORCH_PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-SUMMARY=$OUT/gpt_vs_torch.txt
+SUMMARY=$OUT/summary.txt
 if [ "$DEVICE" = cpu ]; then
   GPU="CPU (plumbing check)" PEAK_TFLOPS=${PEAK_TFLOPS:-0}
 elif ! GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 2>/dev/null); then

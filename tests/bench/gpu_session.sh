@@ -50,5 +50,5 @@ part bench_gpt2 tests/bench/bench_strategies.sh --np 1 --device cuda --preset gp
   --strategies "NO_SHARD FULL_SHARD" -- --mixed_precision bf16
 tail -n 4 "$OUT/bench_gpt2.log" >>"$OUT/summary.txt" 2>/dev/null
 part gpt_vs_torch tests/bench/gpu_gpt_vs_torch.sh "$OUT/gpt_vs_torch"
-cat "$OUT/gpt_vs_torch/gpt_vs_torch.txt" >>"$OUT/summary.txt" 2>/dev/null
+cat "$OUT/gpt_vs_torch/summary.txt" >>"$OUT/summary.txt" 2>/dev/null
 exit $failed
