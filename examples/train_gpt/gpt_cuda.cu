@@ -197,6 +197,8 @@ extern "C" void gpt_cuda_lt_counts(const gpt_cuda *m, long *fused, long *fallbac
   *fallback = m->lt_fallback;
 }
 
+extern "C" const char *gpt_cuda_lt_last_fallback(const gpt_cuda *m) { return m->lt_last_fallback; }
+
 extern "C" const char *gpt_cuda_error(const gpt_cuda *m) { return m ? m->err : "no GPU model"; }
 
 extern "C" int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *targets) {

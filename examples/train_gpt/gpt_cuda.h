@@ -53,6 +53,8 @@ int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, int T, void
 /* Products done by cuBLASLt with a fused epilogue, and those that fell back
  * (no algorithm for the shape or alignment), since create. */
 void gpt_cuda_lt_counts(const gpt_cuda *m, long *fused, long *fallback);
+/* The last product that fell back, as "MxNxK ta tb epilogue out ld" ("" if none). */
+const char *gpt_cuda_lt_last_fallback(const gpt_cuda *m);
 void gpt_cuda_destroy(gpt_cuda *m); /* NULL-safe */
 const char *gpt_cuda_error(const gpt_cuda *m);
 

@@ -33,6 +33,7 @@ struct gpt_cuda {
   gpt_lt lt;             /* bf16 path only */
   struct gpt_cuda_lp *lp; /* NULL on the fp32 path */
   long lt_fused, lt_fallback; /* gpt_cuda_lt_counts */
+  char lt_last_fallback[96];  /* the last product cuBLASLt had no algorithm for */
   int *tokens, *targets; /* device (B,T) */
   float *host_losses;    /* (B,T), pinned host */
   int *host_batch;       /* (2,B,T) tokens then targets, pinned host staging */

@@ -145,6 +145,8 @@ static int mm(gpt_cuda *m, bool ta, bool tb, int M, int N, int K, const gpt_lp *
       return 0;
     }
     m->lt_fallback++;
+    snprintf(m->lt_last_fallback, sizeof m->lt_last_fallback, "%dx%dx%d ta %d tb %d epilogue %d out %s ld %d",
+             M, N, K, (int)ta, (int)tb, (int)epi, cd == CUDA_R_32F ? "fp32" : "bf16", ldd);
   }
   const size_t esz = cd == CUDA_R_32F ? sizeof(float) : sizeof(gpt_lp);
   if (beta != 0.0f && C != D)

@@ -160,7 +160,8 @@ static void compare_with_cpu(const gpt_config *cfg, int B, int T, uint64_t seed,
     /* every product of these shapes is aligned for cuBLASLt (ld % 8 == 0,
      * 16-byte slices): a fallback here means the fused path is not used */
     if (!opt->no_lt_epilogues && (fused == 0 || fallback != 0))
-      fail_msg("cuBLASLt ran %ld products and fell back on %ld (want all fused)", fused, fallback);
+      fail_msg("cuBLASLt ran %ld products and fell back on %ld (want all fused); last fallback: %s", fused, fallback,
+               gpt_cuda_lt_last_fallback(gm));
     if (opt->no_lt_epilogues) assert_int_equal(fused, 0);
   }
   /* bad ids are refused with the position named, before any copy */
