@@ -114,6 +114,11 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
              opt->recompute ? "activation checkpointing (recompute)" : "flash attention");
     return -1;
   }
+  if (opt->flash_attention && !gpt_flash_supported(cfg->n_embd / cfg->n_head, cfg->n_embd)) {
+    snprintf(err, errlen, "flash attention needs a head size of 16, 32, 64 or 128 (this model's is %d)",
+             cfg->n_embd / cfg->n_head);
+    return -1;
+  }
   if (opt->tf32 && opt->compute != SHARDRT_F32) {
     snprintf(err, errlen, "TF32 applies to fp32 compute only (compute dtype is bf16)");
     return -1;
@@ -125,7 +130,9 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
   }
   const long long L = cfg->n_layer, NH = cfg->n_head, V = cfg->vocab;
   const long long BT = (long long)B * T, BTC = BT * cfg->n_embd;
-  if (BTC * 4 > INT32_MAX || BT * V > INT32_MAX || (long long)B * NH * T * T > INT32_MAX) {
+  const long long VL = opt->compute == SHARDRT_BF16 ? gpt_padded_vocab(cfg->vocab) : V; /* logits row */
+  const long long TT = opt->flash_attention ? 0 : (long long)B * NH * T * T;             /* scores */
+  if (BTC * 4 > INT32_MAX || BT * VL > INT32_MAX || TT > INT32_MAX) {
     snprintf(err, errlen, "batch B=%d x T=%d is too large for this model on the GPU (element counts must be < 2^31)",
              B, T);
     return -1;
