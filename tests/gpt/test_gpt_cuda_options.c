@@ -60,14 +60,16 @@ static void test_bad_shapes(void **state) {
   gpt_cuda_options_default(&o);
   expect_refused(&c, 1, c.seq_len + 1, &o, "B=1 T=33 is invalid");
   expect_refused(&c, 0, 8, &o, "B=0 T=8 is invalid");
-  /* the padded vocabulary counts for bf16: 50257 -> 50304 columns; 42000 x
-   * 1024 tokens x 50304 > 2^31 but x 50257 is too (both refused), and
-   * flash attention drops the T x T bound, not the logits one */
-  gpt_config g2 = {.n_layer = 1, .n_embd = 64, .n_head = 1, .seq_len = 1024, .vocab = 50257};
+  /* the padded vocabulary counts for bf16: 42700 tokens x 50257 columns fit
+   * in 2^31 elements (fp32 logits), x 50304 padded columns do not */
+  gpt_config g2 = {.n_layer = 1, .n_embd = 64, .n_head = 1, .seq_len = 42700, .vocab = 50257};
   o.compute = SHARDRT_BF16;
-  expect_refused(&g2, 42, 1024, &o, "too large for this model on the GPU");
-  o.flash_attention = true;
-  expect_refused(&g2, 42, 1024, &o, "too large for this model on the GPU");
+  expect_refused(&g2, 1, 42700, &o, "too large for this model on the GPU");
+  /* the scores bound: 2 x 2 heads x 42700^2 > 2^31 unless flash attention */
+  gpt_config g3 = {.n_layer = 1, .n_embd = 64, .n_head = 2, .seq_len = 42700, .vocab = 64};
+  gpt_cuda_options_default(&o);
+  o.compute = SHARDRT_BF16;
+  expect_refused(&g3, 2, 42700, &o, "too large for this model on the GPU");
   gpt_config bad = c;
   bad.n_head = 5;
   expect_refused(&bad, 1, 8, &o, "not divisible by n_head");
