@@ -123,13 +123,16 @@ int gpt_lt_matmul(gpt_lt *lt, const gpt_lt_call *c, cudaStream_t s, char *err, s
     cublasLtMatmulHeuristicResult_t res;
     int n = 0;
     cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt->handle, op, la, lb, lc, ld, pref, 1, &res, &n);
-    /* NOT_SUPPORTED (or no result) is an answer, cached like a result */
+    /* NOT_SUPPORTED (or no result) is an answer, cached like a result; so
+     * is INVALID_VALUE, which cuBLASLt also gives for a type/epilogue
+     * combination it lacks: the caller falls back and counts it, and the
+     * GPU tests fail on any fallback, so a wrong descriptor is not hidden */
     if (st == CUBLAS_STATUS_SUCCESS && n > 0) {
       static_assert(sizeof res.algo == sizeof ent->algo, "cublasLtMatmulAlgo_t is 64 bytes");
       memcpy(ent->algo, &res.algo, sizeof res.algo);
       ent->workspace = res.workspaceSize;
       ent->supported = 1;
-    } else if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED) {
+    } else if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE) {
       ent->used = 0; /* do not cache a failure that may be transient */
       LTCK(st, "heuristic query");
     }
@@ -142,9 +145,14 @@ int gpt_lt_matmul(gpt_lt *lt, const gpt_lt_call *c, cudaStream_t s, char *err, s
     cublasLtMatmulAlgo_t algo;
     memcpy(&algo, ent->algo, sizeof algo);
     const void *cptr = c->beta != 0.0f ? c->C : c->D;
-    LTCK(cublasLtMatmul(lt->handle, op, &c->alpha, c->B, la, c->A, lb, &c->beta, cptr, lc, c->D, ld, &algo,
-                        lt->workspace, ent->workspace, s),
-         "matmul");
+    cublasStatus_t st = cublasLtMatmul(lt->handle, op, &c->alpha, c->B, la, c->A, lb, &c->beta, cptr, lc, c->D, ld,
+                                       &algo, lt->workspace, ent->workspace, s);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED) { /* refused at launch: nothing ran; remember, fall back */
+      ent->supported = 0;
+      rc = 1;
+      goto done;
+    }
+    LTCK(st, "matmul");
   }
 done:
   if (pref) cublasLtMatmulPreferenceDestroy(pref);
