@@ -11,61 +11,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gpt_cuda.h"
+#include "gpt_cuda_impl.h"
 #include "gpt_kernels.cuh"
 
-#define ACT_FIELDS(X)                                                                        \
-  X(encoded, BTC) X(ln1, L *BTC) X(ln1_mean, L *BT) X(ln1_rstd, L *BT) X(qkv, L *BTC * 3)   \
-  X(att, L *B *NH *T *T) X(atty, L *BTC) X(attproj, L *BTC) X(residual2, L *BTC)             \
-  X(ln2, L *BTC) X(ln2_mean, L *BT) X(ln2_rstd, L *BT) X(fch, L *BTC * 4)                   \
-  X(fch_gelu, L *BTC * 4) X(fcproj, L *BTC) X(residual3, L *BTC) X(lnf, BTC) X(lnf_mean, BT) \
-  X(lnf_rstd, BT) X(probs, BT *V) X(losses, BT) X(dresidual, BTC) X(dbuf_c, BTC)             \
-  X(dbuf_c2, BTC) X(dqkv, BTC * 3) X(dfch, BTC * 4) X(dfch2, BTC * 4) X(datt, B *NH *T *T)   \
-  X(dpre, B *NH *T *T)
-
-struct gpt_cuda {
-  gpt_config cfg;
-  int B, T;
-  cudaStream_t stream;
-  cublasHandle_t blas;
-  int *tokens, *targets; /* device (B,T) */
-  float *host_losses;    /* (B,T) */
-#define DECL(f, n) float *f;
-  ACT_FIELDS(DECL)
-#undef DECL
-  char err[256];
-};
-
-static int fail(gpt_cuda *m, const char *fmt, ...) {
+int gpt_cuda__fail(gpt_cuda *m, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(m->err, sizeof m->err, fmt, ap);
   va_end(ap);
   return -1;
 }
+#define fail gpt_cuda__fail
 
-/* Reports the op that failed and clears CUDA's sticky last error. */
-#define CK(m, expr, what)                                                                    \
-  do {                                                                                       \
-    cudaError_t e__ = (expr);                                                                \
-    if (e__ != cudaSuccess) {                                                                \
-      (void)cudaGetLastError();                                                              \
-      return fail((m), "CUDA %s failed: %s", (what), cudaGetErrorString(e__));              \
-    }                                                                                        \
-  } while (0)
-
-/* Row-major C(MxN) = alpha op(A) op(B) + beta C, batched with strides. A
- * row-major matrix is its column-major transpose, so this is cuBLAS's
- * C^T = op(B)^T op(A)^T with the operands swapped. */
-static int rm_gemm(gpt_cuda *m, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
-                   int lda, long long sA, const float *Bm, int ldb, long long sB, float beta, float *C,
-                   int ldc, long long sC, int batch) {
-  cublasStatus_t st = cublasSgemmStridedBatched(
-      m->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, Bm,
-      ldb, sB, A, lda, sA, &beta, C, ldc, sC, batch);
+int gpt_cuda__gemm_ex(gpt_cuda *m, bool ta, bool tb, int M, int N, int K, float alpha, const void *A, int lda,
+                      long long sA, const void *Bm, int ldb, long long sB, cudaDataType_t ab, float beta, void *C,
+                      int ldc, long long sC, cudaDataType_t c, int batch) {
+  /* a row-major matrix is its column-major transpose: cuBLAS computes
+   * C^T = op(B)^T op(A)^T, operands swapped (gpt_rm_to_cm, tested on the CPU) */
+  const cublasComputeType_t ct =
+      ab == CUDA_R_32F && m->opt.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  cublasStatus_t st = cublasGemmStridedBatchedEx(m->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                 N, M, K, &alpha, Bm, ab, ldb, sB, A, ab, lda, sA, &beta, C, c, ldc, sC,
+                                                 batch, ct, CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS)
     return fail(m, "cuBLAS gemm %dx%dx%d (batch %d) failed: status %d", M, N, K, batch, (int)st);
   return 0;
+}
+
+/* fp32 row-major product, the cblas twin's argument order */
+static int rm_gemm(gpt_cuda *m, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                   int lda, long long sA, const float *Bm, int ldb, long long sB, float beta, float *C,
+                   int ldc, long long sC, int batch) {
+  return gpt_cuda__gemm_ex(m, ta, tb, M, N, K, alpha, A, lda, sA, Bm, ldb, sB, CUDA_R_32F, beta, C, ldc, sC,
+                           CUDA_R_32F, batch);
 }
 
 static int matmul_forward(gpt_cuda *m, float *out, const float *inp, const float *w, const float *b,
@@ -99,10 +77,52 @@ extern "C" int gpt_cuda_device_count(void) {
   return n;
 }
 
+extern "C" void gpt_cuda_options_default(gpt_cuda_options *o) {
+  memset(o, 0, sizeof *o);
+  o->compute = SHARDRT_F32;
+}
+
+/* Activations of the fp32 path the bf16 path also keeps in fp32: the
+ * residual stream, LayerNorm statistics, per-token losses and the fp32
+ * backward buffers (LayerNorm backward reads and writes fp32). */
+static bool lp_keeps(const char *field) {
+  static const char *const keep[] = {"encoded", "ln1_mean", "ln1_rstd", "residual2", "ln2_mean", "ln2_rstd",
+                                     "residual3", "lnf_mean", "lnf_rstd", "losses", "dresidual", "dbuf_c"};
+  for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+    if (strcmp(field, keep[i]) == 0) return true;
+  return false;
+}
+
 extern "C" int gpt_cuda_create(gpt_cuda **out, const gpt_config *cfg, int B, int T, void *stream,
                                char *err, size_t errlen) {
+  gpt_cuda_options o;
+  gpt_cuda_options_default(&o);
+  return gpt_cuda_create_ex(out, cfg, B, T, stream, &o, err, errlen);
+}
+
+extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, int T, void *stream,
+                                  const gpt_cuda_options *opt, char *err, size_t errlen) {
   *out = NULL;
   if (gpt_config_validate(cfg, err, errlen) != 0) return -1;
+  if (opt->compute != SHARDRT_F32 && opt->compute != SHARDRT_BF16) {
+    snprintf(err, errlen, "GPU compute dtype %s is not supported (allowed: fp32, bf16)",
+             opt->compute == SHARDRT_F16 ? "fp16" : "(unknown)");
+    return -1;
+  }
+  if ((opt->recompute || opt->flash_attention) && opt->compute != SHARDRT_BF16) {
+    snprintf(err, errlen, "%s is implemented by the bf16 path only",
+             opt->recompute ? "activation checkpointing (recompute)" : "flash attention");
+    return -1;
+  }
+  if (opt->flash_attention && !gpt_flash_supported(cfg->n_embd / cfg->n_head, cfg->n_embd)) {
+    snprintf(err, errlen, "flash attention needs a head size of 16, 32, 64 or 128 (this model's is %d)",
+             cfg->n_embd / cfg->n_head);
+    return -1;
+  }
+  if (opt->tf32 && opt->compute != SHARDRT_F32) {
+    snprintf(err, errlen, "TF32 applies to fp32 compute only (compute dtype is bf16)");
+    return -1;
+  }
   if (B < 1 || T < 1 || T > cfg->seq_len) {
     snprintf(err, errlen, "activation shape B=%d T=%d is invalid (need B >= 1 and 1 <= T <= seq_len %d)",
              B, T, cfg->seq_len);
@@ -110,7 +130,9 @@ extern "C" int gpt_cuda_create(gpt_cuda **out, const gpt_config *cfg, int B, int
   }
   const long long L = cfg->n_layer, NH = cfg->n_head, V = cfg->vocab;
   const long long BT = (long long)B * T, BTC = BT * cfg->n_embd;
-  if (BTC * 4 > INT32_MAX || BT * V > INT32_MAX || (long long)B * NH * T * T > INT32_MAX) {
+  const long long VL = opt->compute == SHARDRT_BF16 ? gpt_padded_vocab(cfg->vocab) : V; /* logits row */
+  const long long TT = opt->flash_attention ? 0 : (long long)B * NH * T * T;             /* scores */
+  if (BTC * 4 > INT32_MAX || BT * VL > INT32_MAX || TT > INT32_MAX) {
     snprintf(err, errlen, "batch B=%d x T=%d is too large for this model on the GPU (element counts must be < 2^31)",
              B, T);
     return -1;
@@ -121,13 +143,17 @@ extern "C" int gpt_cuda_create(gpt_cuda **out, const gpt_config *cfg, int B, int
     return -1;
   }
   m->cfg = *cfg;
+  m->opt = *opt;
   m->B = B;
   m->T = T;
   m->stream = (cudaStream_t)stream;
-  m->host_losses = (float *)malloc((size_t)BT * sizeof(float));
   cudaError_t e = cudaSuccess;
-  if (!m->host_losses) {
-    snprintf(err, errlen, "out of host memory for %lld token losses", BT);
+  if ((e = cudaMallocHost((void **)&m->host_losses, (size_t)BT * sizeof(float))) != cudaSuccess ||
+      (e = cudaMallocHost((void **)&m->host_batch, (size_t)BT * 2 * sizeof(int))) != cudaSuccess ||
+      (e = cudaEventCreateWithFlags(&m->batch_copied, cudaEventDisableTiming)) != cudaSuccess ||
+      (e = cudaEventCreateWithFlags(&m->loss_copied, cudaEventDisableTiming)) != cudaSuccess) {
+    snprintf(err, errlen, "pinned host buffers for %lld tokens (or their events) could not be created: %s", BT,
+             cudaGetErrorString(e));
     goto fail;
   }
   if (cublasCreate(&m->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(m->blas, m->stream) != CUBLAS_STATUS_SUCCESS) {
@@ -140,13 +166,15 @@ extern "C" int gpt_cuda_create(gpt_cuda **out, const gpt_config *cfg, int B, int
     goto fail;
   }
 #define ALLOC(f, n)                                                                              \
-  if ((e = cudaMalloc((void **)&m->f, (size_t)(n) * sizeof(float))) != cudaSuccess) {           \
+  if ((opt->compute == SHARDRT_F32 || lp_keeps(#f)) &&                                           \
+      (e = cudaMalloc((void **)&m->f, (size_t)(n) * sizeof(float))) != cudaSuccess) {           \
     snprintf(err, errlen, "cudaMalloc of activation '%s' (%lld floats, B=%d T=%d) failed: %s", #f, \
              (long long)(n), B, T, cudaGetErrorString(e));                                       \
     goto fail;                                                                                   \
   }
   ACT_FIELDS(ALLOC)
 #undef ALLOC
+  if (opt->compute != SHARDRT_F32 && gpt_cuda__lp_create(m, err, errlen)) goto fail;
   *out = m;
   return 0;
 fail:
@@ -160,12 +188,23 @@ extern "C" void gpt_cuda_destroy(gpt_cuda *m) {
 #define FREE(f, n) cudaFree(m->f);
   ACT_FIELDS(FREE)
 #undef FREE
+  gpt_cuda__lp_destroy(m);
   cudaFree(m->tokens);
   cudaFree(m->targets);
   if (m->blas) cublasDestroy(m->blas);
-  free(m->host_losses);
+  if (m->host_losses) cudaFreeHost(m->host_losses);
+  if (m->host_batch) cudaFreeHost(m->host_batch);
+  if (m->batch_copied) cudaEventDestroy(m->batch_copied);
+  if (m->loss_copied) cudaEventDestroy(m->loss_copied);
   free(m);
 }
+
+extern "C" void gpt_cuda_lt_counts(const gpt_cuda *m, long *fused, long *fallback) {
+  *fused = m->lt_fused;
+  *fallback = m->lt_fallback;
+}
+
+extern "C" const char *gpt_cuda_lt_last_fallback(const gpt_cuda *m) { return m->lt_last_fallback; }
 
 extern "C" const char *gpt_cuda_error(const gpt_cuda *m) { return m ? m->err : "no GPU model"; }
 
@@ -177,9 +216,17 @@ extern "C" int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *tar
     if (targets[i] < 0 || targets[i] >= V)
       return fail(m, "target token %d at position %d is outside the vocabulary [0, %d)", targets[i], i, V);
   }
-  CK(m, cudaMemcpyAsync(m->tokens, tokens, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream), "token copy");
-  CK(m, cudaMemcpyAsync(m->targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream), "target copy");
-  CK(m, cudaStreamSynchronize(m->stream), "token copy sync"); /* the host arrays may change next */
+  /* Staged through pinned memory so the copy is truly asynchronous and the
+   * caller's arrays are free on return; the only wait is for the previous
+   * batch's copy out of the staging buffer, long finished by now. */
+  CK(m, cudaEventSynchronize(m->batch_copied), "previous batch copy");
+  memcpy(m->host_batch, tokens, (size_t)BT * sizeof(int));
+  memcpy(m->host_batch + BT, targets, (size_t)BT * sizeof(int));
+  CK(m, cudaMemcpyAsync(m->tokens, m->host_batch, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream),
+     "token copy");
+  CK(m, cudaMemcpyAsync(m->targets, m->host_batch + BT, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream),
+     "target copy");
+  CK(m, cudaEventRecord(m->batch_copied, m->stream), "batch copy event");
   return 0;
 }
 
@@ -187,10 +234,11 @@ extern "C" int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *tar
 
 #define LAYER(f, per) (m->f + (size_t)layer * (per))
 
-static const float *block_input(const gpt_cuda *m, int layer) {
+const float *gpt_cuda__lp_block_input(const gpt_cuda *m, int layer) {
   const size_t BTC = (size_t)m->B * m->T * m->cfg.n_embd;
   return layer == 0 ? m->encoded : m->residual3 + (size_t)(layer - 1) * BTC;
 }
+#define block_input gpt_cuda__lp_block_input
 
 extern "C" int gpt_cuda_embed_forward(gpt_cuda *m, const float *const *p) {
   CK(m, gpt_k_embed_forward(m->encoded, m->tokens, p[GPT_P_WTE], p[GPT_P_WPE], m->B, m->T, m->cfg.n_embd, m->stream),
@@ -217,6 +265,7 @@ static int attention_forward(gpt_cuda *m, float *out, float *att, const float *q
 }
 
 extern "C" int gpt_cuda_block_forward(gpt_cuda *m, const float *const *p, int layer) {
+  if (m->lp) return gpt_cuda__lp_block_forward(m, p, layer);
   const gpt_config *c = &m->cfg;
   const int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, BT = B * T;
   const size_t BTC = (size_t)BT * C;
@@ -244,7 +293,15 @@ extern "C" int gpt_cuda_block_forward(gpt_cuda *m, const float *const *p, int la
   return 0;
 }
 
+static int head_forward_f32(gpt_cuda *m, const float *const *p);
+static int loss_copy_start(gpt_cuda *m);
+
 extern "C" int gpt_cuda_head_forward(gpt_cuda *m, const float *const *p) {
+  if (m->lp ? gpt_cuda__lp_head_forward(m, p) : head_forward_f32(m, p)) return -1;
+  return loss_copy_start(m);
+}
+
+static int head_forward_f32(gpt_cuda *m, const float *const *p) {
   const gpt_config *c = &m->cfg;
   const int BT = m->B * m->T, C = c->n_embd, V = c->vocab;
   CK(m, gpt_k_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, block_input(m, c->n_layer),
@@ -255,11 +312,20 @@ extern "C" int gpt_cuda_head_forward(gpt_cuda *m, const float *const *p) {
   return 0;
 }
 
-extern "C" int gpt_cuda_loss_sum(gpt_cuda *m, double *out) {
+/* Enqueued at the end of the head forward (both paths): the token losses
+ * to pinned host memory, marked by an event, so reading them later waits
+ * for the forward only, not for whatever was enqueued after it. */
+static int loss_copy_start(gpt_cuda *m) {
   const int BT = m->B * m->T;
   CK(m, cudaMemcpyAsync(m->host_losses, m->losses, (size_t)BT * sizeof(float), cudaMemcpyDeviceToHost, m->stream),
      "loss copy");
-  CK(m, cudaStreamSynchronize(m->stream), "loss copy sync");
+  CK(m, cudaEventRecord(m->loss_copied, m->stream), "loss copy event");
+  return 0;
+}
+
+extern "C" int gpt_cuda_loss_sum(gpt_cuda *m, double *out) {
+  const int BT = m->B * m->T;
+  CK(m, cudaEventSynchronize(m->loss_copied), "loss copy wait");
   double sum = 0.0;
   for (int i = 0; i < BT; i++) sum += m->host_losses[i];
   *out = sum;
@@ -267,6 +333,7 @@ extern "C" int gpt_cuda_loss_sum(gpt_cuda *m, double *out) {
 }
 
 extern "C" int gpt_cuda_head_backward(gpt_cuda *m, const float *const *p, float *const *g, float dloss) {
+  if (m->lp) return gpt_cuda__lp_head_backward(m, p, g, dloss);
   const gpt_config *c = &m->cfg;
   const int BT = m->B * m->T, C = c->n_embd, V = c->vocab;
   CK(m, gpt_k_crossentropy_backward(m->probs, m->targets, dloss, BT, V, m->stream), "cross-entropy backward");
@@ -304,6 +371,7 @@ static int attention_backward(gpt_cuda *m, float *dqkv, const float *dout, const
 }
 
 extern "C" int gpt_cuda_block_backward(gpt_cuda *m, const float *const *p, float *const *g, int layer) {
+  if (m->lp) return gpt_cuda__lp_block_backward(m, p, g, layer);
   const gpt_config *c = &m->cfg;
   const int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, BT = B * T;
   const size_t BTC = (size_t)BT * C;

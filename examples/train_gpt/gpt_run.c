@@ -45,7 +45,7 @@ shardrt_status gpt_run_register(shardrt_ctx *ctx, const gpt_registry *reg, int *
 }
 
 shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *reg, const int *rt_pid,
-                            int B, int T) {
+                            int B, int T, bool tf32, bool flash) {
   memset(r, 0, sizeof *r);
   r->ctx = ctx;
   r->reg = reg;
@@ -88,9 +88,19 @@ shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *re
       return model_error(r, SHARDRT_ERR_OUT_OF_MEMORY, err);
   } else {
 #ifdef GPT_HAVE_CUDA
-    if (gpt_cuda_create(&r->gpu, &reg->cfg, B, T, shardrt_cuda_stream(ctx), err, sizeof err))
+    /* bf16 plans compute in bf16 on tensor cores (gpt_cuda.h); fp16 plans
+     * keep fp32 compute (the bf16 path has no fp16 variant yet) */
+    gpt_cuda_options go;
+    gpt_cuda_options_default(&go);
+    if (dt == SHARDRT_BF16) go.compute = SHARDRT_BF16;
+    go.tf32 = tf32 && go.compute == SHARDRT_F32;
+    /* fsdp_activation_checkpointing: honoured where implemented (GPU bf16) */
+    go.recompute = shardrt_get_plan(ctx)->activation_checkpointing && go.compute == SHARDRT_BF16;
+    go.flash_attention = flash && go.compute == SHARDRT_BF16;
+    if (gpt_cuda_create_ex(&r->gpu, &reg->cfg, B, T, shardrt_cuda_stream(ctx), &go, err, sizeof err))
       return model_error(r, SHARDRT_ERR_DEVICE, err);
 #else
+    (void)tf32, (void)flash;
     return model_error(r, SHARDRT_ERR_UNSUPPORTED, "train_gpt was built without CUDA: use --device cpu");
 #endif
   }
@@ -265,7 +275,7 @@ static shardrt_status run_stage(gpt_run *r, int s, bool backward, const int *tok
   if (!backward) {
     if (s == 0) bad = gpt_cuda_embed_forward(m, p);
     else if (s <= L) bad = gpt_cuda_block_forward(m, p, s - 1);
-    else bad = gpt_cuda_head_forward(m, p) || gpt_cuda_loss_sum(m, loss);
+    else bad = gpt_cuda_head_forward(m, p); /* the loss is read after the backward is enqueued */
   } else {
     if (s == 0) bad = gpt_cuda_embed_backward(m, g);
     else if (s <= L) bad = gpt_cuda_block_backward(m, p, g, s - 1);
@@ -310,7 +320,6 @@ shardrt_status gpt_run_micro_batch(gpt_run *r, const int *tokens, const int *tar
     trace_stage(r, s, false, t0, t1);
     if ((rc = units_at(r, s, false, false))) return rc;
   }
-  *loss_sum += loss;
   for (int s = r->nstages - 1; s >= 0; s--) {
     if ((rc = units_at(r, s, true, true)) || (rc = load_params(r, s)) || (rc = open_grads(r, s))) return rc;
     double t0 = shardrt_now();
@@ -320,6 +329,11 @@ shardrt_status gpt_run_micro_batch(gpt_run *r, const int *tokens, const int *tar
     trace_stage(r, s, true, t0, t1);
     if ((rc = flush_grads(r, s)) || (rc = units_at(r, s, true, false))) return rc;
   }
+#ifdef GPT_HAVE_CUDA
+  /* waits for this micro-batch's forward only; its backward keeps the GPU busy */
+  if (r->cuda && gpt_cuda_loss_sum(r->gpu, &loss)) return model_error(r, SHARDRT_ERR_DEVICE, gpt_cuda_error(r->gpu));
+#endif
+  *loss_sum += loss;
   return SHARDRT_OK;
 }
 

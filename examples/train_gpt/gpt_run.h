@@ -41,10 +41,12 @@ typedef struct gpt_run {
 shardrt_status gpt_run_register(shardrt_ctx *ctx, const gpt_registry *reg, int *rt_pid);
 
 /* After finalize: maps units to stages and allocates activations for B
- * sequences of T tokens per micro-batch on the context's device. Takes
- * ownership of nothing; rt_pid must outlive the run. */
+ * sequences of T tokens per micro-batch on the context's device (on a GPU:
+ * bf16 tensor-core compute when the plan's compute dtype is bf16; tf32
+ * lets fp32 products use TF32; flash selects the fused attention kernel of
+ * the bf16 path). Takes ownership of nothing; rt_pid must outlive the run. */
 shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *reg, const int *rt_pid,
-                            int B, int T);
+                            int B, int T, bool tf32, bool flash);
 void gpt_run_free(gpt_run *r); /* NULL-safe, idempotent */
 
 /* Deterministic init from seed (gpt_param_init): every rank computes the

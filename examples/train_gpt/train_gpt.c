@@ -26,6 +26,7 @@ typedef struct gpt_flags {
   int n_layer, n_embd, n_head, seq_len, vocab; /* 0: from the preset */
   const char *data;
   const char *param_dtype;
+  bool tf32, flash;
   bool help;
 } gpt_flags;
 
@@ -38,6 +39,10 @@ static int usage(FILE *f) {
           "  --n_layer N --n_embd N --n_head N --seq_len N --vocab N   override the preset\n"
           "  --data FILE                byte-level training text (default %s)\n"
           "  --param_dtype fp32|bf16|fp16  dtype the model is loaded in (the plan's load_dtype)\n"
+          "  --tf32                     fp32 runs on a GPU: let matrix products use TF32 tensor cores\n"
+          "                             (default off; bf16 mixed precision uses bf16 tensor cores anyway)\n"
+          "  --flash_attention          bf16 on a GPU: fused flash-style attention instead of materialised\n"
+          "                             scores (head size 16, 32, 64 or 128)\n"
           "  --global_batch counts sequences of seq_len tokens\n",
           GPT_DEFAULT_DATA);
   ex_print_common_usage(f);
@@ -58,6 +63,14 @@ static int parse_model(int *argc, char **argv, gpt_flags *fl) {
     }
     if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
       fl->help = true;
+      continue;
+    }
+    if (!strcmp(name, "--tf32") && !val) {
+      fl->tf32 = true;
+      continue;
+    }
+    if (!strcmp(name, "--flash_attention") && !val) {
+      fl->flash = true;
       continue;
     }
     int *ival = !strcmp(name, "--n_layer") ? &fl->n_layer : !strcmp(name, "--n_embd") ? &fl->n_embd
@@ -167,7 +180,7 @@ int main(int argc, char **argv) {
   }
   shardrt_status rc = gpt_run_register(ctx, &reg, rt_pid);
   if (rc == SHARDRT_OK) rc = shardrt_finalize(ctx);
-  if (rc == SHARDRT_OK) rc = gpt_run_init(&run, ctx, &reg, rt_pid, rows, T);
+  if (rc == SHARDRT_OK) rc = gpt_run_init(&run, ctx, &reg, rt_pid, rows, T, fl.tf32, fl.flash);
   if (rc == SHARDRT_OK) rc = gpt_run_set_weights(&run, o.seed, pl->sync_module_states);
   int first_step = 1;
   if (rc == SHARDRT_OK) rc = ex_ckpt_begin(ctx, &o, &first_step);

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Each kernel of the GPT's bf16 path, and each cuBLASLt product shape and
+ * epilogue it uses, against a CPU twin (gpt_cpu_ops.h or a double-precision
+ * loop here). Inputs are bf16 values, so the only differences are fp32
+ * arithmetic order and the final bf16 store. Exits 77 without a GPU.
+ *
+ * Tolerances: a bf16 store rounds to 8 significant bits, and an fp32 value
+ * a few ulps from a rounding boundary may round the other way on the other
+ * side, so a bf16 output may differ from the rounded CPU value by one bf16
+ * ulp: |d| <= 2^-7 |x| (+ an absolute floor for values near zero, noted at
+ * each use). fp32 outputs (LayerNorm statistics, log-sum-exp, losses,
+ * column sums, products with fp32 output) agree to fp32 summation order:
+ * K terms accumulate at most K * 2^-24 of the sum of |terms| (bound used
+ * with K up to 384 below: 1e-5 relative to that sum). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+#include "gpt_cpu_ops.h"
+#include "gpt_kernels_lp.cuh"
+#include "gpt_lt.cuh"
+#include "shardrt/types.h"
+
+static uint64_t g_seed = 11;
+static float urand(float lo, float hi) {
+  g_seed = g_seed * 6364136223846793005ull + 1442695040888963407ull;
+  return lo + (hi - lo) * (float)(g_seed >> 40) / (float)(1ull << 24);
+}
+static float rb(float v) { return shardrt_bf16_to_f32(shardrt_f32_to_bf16(v)); }
+static uint16_t to_bits(float v) { return shardrt_f32_to_bf16(v); }
+static float from_bits(uint16_t h) { return shardrt_bf16_to_f32(h); }
+
+#define CU(x) assert_int_equal((int)(x), (int)cudaSuccess)
+
+template <typename T> static T *dev_copy(const T *h, size_t n) {
+  T *d = NULL;
+  CU(cudaMalloc((void **)&d, n * sizeof(T) + 16));
+  CU(cudaMemcpy(d, h, n * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+template <typename T> static void host_copy(T *h, const T *d, size_t n) {
+  CU(cudaDeviceSynchronize());
+  CU(cudaMemcpy(h, d, n * sizeof(T), cudaMemcpyDeviceToHost));
+}
+
+/* bf16 output vs the rounded CPU value: one bf16 ulp, plus `floor` absolute */
+static void check_bf16(const char *what, const uint16_t *got, const float *want, size_t n, float floor) {
+  for (size_t i = 0; i < n; i++) {
+    float g = from_bits(got[i]), w = want[i];
+    if (!(fabsf(g - w) <= ldexpf(fabsf(w), -7) + floor))
+      fail_msg("%s[%zu]: gpu %.8g cpu %.8g (allowed one bf16 ulp + %g)", what, i, g, w, floor);
+  }
+}
+
+static void test_cast_bit_exact(void **state) {
+  (void)state;
+  const int n = 4099; /* not a multiple of the block */
+  float *h = (float *)malloc(n * sizeof(float));
+  uint16_t *got = (uint16_t *)malloc(n * 2);
+  for (int i = 0; i < n; i++) h[i] = urand(-4, 4) * (i % 7 == 0 ? 1e-30f : 1.0f);
+  float *d = dev_copy(h, n);
+  gpt_lp *o;
+  CU(cudaMalloc((void **)&o, n * 2));
+  CU(gpt_k_f32_to_lp(o, d, n, 0));
+  host_copy(got, (const uint16_t *)o, n);
+  for (int i = 0; i < n; i++) assert_int_equal(got[i], to_bits(h[i])); /* both round to nearest even */
+  cudaFree(d), cudaFree(o), free(h), free(got);
+}
+
+static void test_layernorm_forward(void **state) {
+  (void)state;
+  const int N = 37, C = 48; /* C not a multiple of the warp */
+  float *x = (float *)malloc(N * C * 4), *w = (float *)malloc(C * 4), *b = (float *)malloc(C * 4);
+  float *out = (float *)malloc(N * C * 4), *mean = (float *)malloc(N * 4), *rstd = (float *)malloc(N * 4);
+  for (int i = 0; i < N * C; i++) x[i] = urand(-2, 2) + 3.0f; /* a mean far from 0 */
+  for (int c = 0; c < C; c++) w[c] = urand(0.5f, 1.5f), b[c] = urand(-0.2f, 0.2f);
+  gpt_layernorm_forward(out, mean, rstd, x, w, b, N, C);
+  for (int i = 0; i < N * C; i++) out[i] = rb(out[i]);
+  float *dx = dev_copy(x, N * C), *dw = dev_copy(w, C), *db = dev_copy(b, C), *dm, *dr;
+  gpt_lp *dout;
+  CU(cudaMalloc((void **)&dout, N * C * 2));
+  CU(cudaMalloc((void **)&dm, N * 4));
+  CU(cudaMalloc((void **)&dr, N * 4));
+  CU(gpt_k_layernorm_forward_lp(dout, dm, dr, dx, dw, db, N, C, 0));
+  uint16_t *got = (uint16_t *)malloc(N * C * 2);
+  float gm[37], gr[37];
+  host_copy(got, (const uint16_t *)dout, N * C);
+  host_copy(gm, dm, N);
+  host_copy(gr, dr, N);
+  check_bf16("layernorm out", got, out, N * C, 1e-6f); /* outputs are O(1) */
+  for (int i = 0; i < N; i++) {
+    /* fp32 statistics of 48 values around 3 vs the CPU's double: 1e-5 */
+    assert_true(fabsf(gm[i] - mean[i]) <= 1e-5f * fabsf(mean[i]));
+    assert_true(fabsf(gr[i] - rstd[i]) <= 1e-5f * fabsf(rstd[i]));
+  }
+  cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dm), cudaFree(dr), cudaFree(dout);
+  free(x), free(w), free(b), free(out), free(mean), free(rstd), free(got);
+}
+
+/* causal softmax forward and backward, T = 37 (ragged for the warp) */
+static void test_softmax(void **state) {
+  (void)state;
+  const int BNH = 3, T = 37, n = BNH * T * T;
+  const float scale = 0.25f;
+  float *sc = (float *)malloc(n * 4), *p = (float *)malloc(n * 4), *da = (float *)malloc(n * 4);
+  float *dp = (float *)malloc(n * 4);
+  for (int i = 0; i < n; i++) sc[i] = urand(-6, 6), da[i] = urand(-1, 1);
+  for (int r = 0; r < BNH * T; r++) {
+    int i = r % T;
+    double mx = -1e30, z = 0;
+    for (int j = 0; j <= i; j++) mx = fmax(mx, (double)sc[(size_t)r * T + j] * scale);
+    for (int j = 0; j <= i; j++) z += exp((double)sc[(size_t)r * T + j] * scale - mx);
+    for (int j = 0; j < T; j++)
+      p[(size_t)r * T + j] = j <= i ? rb((float)(exp((double)sc[(size_t)r * T + j] * scale - mx) / z)) : 0.0f;
+  }
+  /* backward from the bf16 probabilities the GPU stored */
+  for (int r = 0; r < BNH * T; r++) {
+    int i = r % T;
+    double dot = 0;
+    for (int j = 0; j <= i; j++) dot += (double)p[(size_t)r * T + j] * da[(size_t)r * T + j];
+    for (int j = 0; j < T; j++)
+      dp[(size_t)r * T + j] =
+          j <= i ? rb((float)(scale * p[(size_t)r * T + j] * (da[(size_t)r * T + j] - dot))) : 0.0f;
+  }
+  float *dsc = dev_copy(sc, n), *dda = dev_copy(da, n);
+  gpt_lp *datt, *ddp;
+  CU(cudaMalloc((void **)&datt, n * 2));
+  CU(cudaMalloc((void **)&ddp, n * 2));
+  CU(gpt_k_softmax_causal_forward_lp(datt, dsc, scale, BNH, T, 0));
+  uint16_t *got = (uint16_t *)malloc(n * 2);
+  host_copy(got, (const uint16_t *)datt, n);
+  /* __expf is 2 fp32 ulps: far inside one bf16 ulp; probabilities are
+   * >= e^-3 / 37 here, so no absolute floor is needed */
+  check_bf16("softmax", got, p, n, 0.0f);
+  /* the backward reads the GPU's probabilities; make them the CPU's exactly */
+  uint16_t *pb = (uint16_t *)malloc(n * 2);
+  for (int i = 0; i < n; i++) pb[i] = to_bits(p[i]);
+  CU(cudaMemcpy(datt, pb, n * 2, cudaMemcpyHostToDevice));
+  CU(gpt_k_softmax_causal_backward_lp(ddp, datt, dda, scale, BNH, T, 0));
+  host_copy(got, (const uint16_t *)ddp, n);
+  /* the difference (da - dot) cancels: an fp32 dot of 37 terms is off by
+   * ~37 * 2^-24, times scale * p <= 0.25 -> 1e-6 absolute floor */
+  check_bf16("softmax backward", got, dp, n, 1e-6f);
+  cudaFree(dsc), cudaFree(dda), cudaFree(datt), cudaFree(ddp);
+  free(sc), free(p), free(da), free(dp), free(got), free(pb);
+}
+
+/* fused classifier over a padded vocabulary: V = 301 in rows of 384 */
+static void test_classifier(void **state) {
+  (void)state;
+  const int N = 5, V = 301, Vp = gpt_padded_vocab(V);
+  assert_int_equal(Vp, 384);
+  const float dloss = 1.0f / 7.0f;
+  uint16_t *lg = (uint16_t *)malloc(N * Vp * 2);
+  int tg[5] = {0, 300, 17, 150, 299};
+  for (int i = 0; i < N * Vp; i++) lg[i] = to_bits(i % Vp < V ? urand(-8, 8) : 1e4f); /* garbage padding */
+  gpt_lp *dl = dev_copy((const gpt_lp *)lg, N * Vp);
+  int *dt = dev_copy(tg, N);
+  float *dlse, *dloss_v;
+  CU(cudaMalloc((void **)&dlse, N * 4));
+  CU(cudaMalloc((void **)&dloss_v, N * 4));
+  CU(gpt_k_classifier_forward_lp(dlse, dloss_v, dl, dt, N, V, Vp, 0));
+  CU(gpt_k_classifier_backward_lp(dl, dlse, dt, dloss, N, V, Vp, 0));
+  float lse[5], loss[5];
+  uint16_t *got = (uint16_t *)malloc(N * Vp * 2);
+  host_copy(lse, dlse, N);
+  host_copy(loss, dloss_v, N);
+  host_copy(got, (const uint16_t *)dl, N * Vp);
+  float *want = (float *)malloc(N * Vp * 4);
+  for (int r = 0; r < N; r++) {
+    double mx = -1e30, z = 0;
+    for (int v = 0; v < V; v++) mx = fmax(mx, from_bits(lg[r * Vp + v]));
+    for (int v = 0; v < V; v++) z += exp(from_bits(lg[r * Vp + v]) - mx);
+    double l = log(z) + mx;
+    /* fp32 sum of 301 exps (<= 1 each) and expf/logf: 1e-5 relative */
+    assert_true(fabs(lse[r] - l) <= 1e-5 * fabs(l));
+    assert_true(fabs(loss[r] - (l - from_bits(lg[r * Vp + tg[r]]))) <= 1e-5 * fabs(l));
+    for (int v = 0; v < Vp; v++)
+      want[r * Vp + v] =
+          v < V ? rb((float)((exp(from_bits(lg[r * Vp + v]) - l) - (v == tg[r])) * dloss)) : 0.0f;
+  }
+  /* exp(x - lse) in fp32 with lse ~1e-6 relative off: ~1e-5 relative on
+   * each probability, inside one bf16 ulp except near 0: floor 1e-7 */
+  check_bf16("dlogits", got, want, N * Vp, 1e-7f);
+  for (int r = 0; r < N; r++)
+    for (int v = V; v < Vp; v++) assert_int_equal(got[r * Vp + v], 0); /* padding: exactly no gradient */
+  cudaFree(dl), cudaFree(dt), cudaFree(dlse), cudaFree(dloss_v);
+  free(lg), free(got), free(want);
+}
+
+static void test_bias_backward_and_gelu(void **state) {
+  (void)state;
+  const int N = 111, OC = 144;
+  uint16_t *d = (uint16_t *)malloc(N * OC * 2), *pre = (uint16_t *)malloc(N * OC * 2);
+  float *pref = (float *)malloc(N * OC * 4), *gl = (float *)malloc(N * OC * 4), *want = (float *)malloc(N * OC * 4);
+  float db[144], start[144];
+  for (int i = 0; i < N * OC; i++) d[i] = to_bits(urand(-1, 1)), pre[i] = to_bits(urand(-4, 4));
+  for (int c = 0; c < OC; c++) start[c] = urand(-1, 1);
+  gpt_lp *dd = dev_copy((const gpt_lp *)d, N * OC), *dpre = dev_copy((const gpt_lp *)pre, N * OC), *dout;
+  float *ddb = dev_copy(start, OC);
+  CU(cudaMalloc((void **)&dout, N * OC * 2));
+  CU(gpt_k_bias_backward_lp(ddb, dd, N, OC, 0));
+  host_copy(db, ddb, OC);
+  for (int c = 0; c < OC; c++) {
+    double s = start[c], mag = fabs(start[c]);
+    for (int i = 0; i < N; i++) s += from_bits(d[i * OC + c]), mag += fabs(from_bits(d[i * OC + c]));
+    assert_true(fabs(db[c] - s) <= 1e-5 * mag); /* ADDED to the start, fp32 sum of 111 terms */
+  }
+  /* GELU forward and backward (the fallbacks of the cuBLASLt epilogues) */
+  for (int i = 0; i < N * OC; i++) pref[i] = from_bits(pre[i]);
+  gpt_gelu_forward(gl, pref, N * OC);
+  for (int i = 0; i < N * OC; i++) want[i] = rb(gl[i]);
+  CU(gpt_k_gelu_forward_lp(dout, dpre, N * OC, 0));
+  uint16_t *got = (uint16_t *)malloc(N * OC * 2);
+  host_copy(got, (const uint16_t *)dout, N * OC);
+  check_bf16("gelu", got, want, N * OC, 1e-6f); /* tanhf vs the CPU's tanhf: ~1 fp32 ulp */
+  float *dy = (float *)malloc(N * OC * 4);
+  for (int i = 0; i < N * OC; i++) dy[i] = from_bits(d[i]);
+  gpt_gelu_backward(gl, pref, dy, N * OC);
+  for (int i = 0; i < N * OC; i++) want[i] = rb(gl[i]);
+  CU(gpt_k_gelu_backward_inplace_lp(dd, dpre, N * OC, 0));
+  host_copy(got, (const uint16_t *)dd, N * OC);
+  check_bf16("gelu backward", got, want, N * OC, 1e-6f);
+  cudaFree(dd), cudaFree(dpre), cudaFree(dout), cudaFree(ddb);
+  free(d), free(pre), free(pref), free(gl), free(want), free(got), free(dy);
+}
+
+/* cuBLASLt: bf16 operands, fp32 output, every epilogue and transpose the
+ * model uses, against a double-precision row-major loop. GELU here is the
+ * tanh form: an erf-based GELU differs by up to ~1e-3 and fails. */
+static void run_lt_case(gpt_lt *lt, bool ta, bool tb, int M, int N, int K, int ldpad, gpt_epi epi, float beta) {
+  gpt_rm_gemm g = {ta, tb, M, N, K, (ta ? M : K) + ldpad, (tb ? K : N), N};
+  const int arows = ta ? K : M, brows = tb ? N : K;
+  uint16_t *A = (uint16_t *)malloc((size_t)arows * g.lda * 2), *B = (uint16_t *)malloc((size_t)brows * g.ldb * 2);
+  float *C = (float *)malloc((size_t)M * N * 4), *bias = (float *)malloc(N * 4), *aux = (float *)malloc((size_t)M * N * 4);
+  for (int i = 0; i < arows * g.lda; i++) A[i] = to_bits(urand(-1, 1));
+  for (int i = 0; i < brows * g.ldb; i++) B[i] = to_bits(urand(-1, 1));
+  for (int i = 0; i < M * N; i++) C[i] = urand(-1, 1), aux[i] = rb(urand(-3, 3));
+  for (int i = 0; i < N; i++) bias[i] = urand(-0.5f, 0.5f);
+  gpt_lp *dA = dev_copy((const gpt_lp *)A, (size_t)arows * g.lda), *dB = dev_copy((const gpt_lp *)B, (size_t)brows * g.ldb);
+  float *dC = dev_copy(C, (size_t)M * N), *dbias = dev_copy(bias, N), *daux = dev_copy(aux, (size_t)M * N), *dD;
+  CU(cudaMalloc((void **)&dD, (size_t)M * N * 4));
+  gpt_lt_call c;
+  memset(&c, 0, sizeof c);
+  c.g = g;
+  c.ab = CUDA_R_16BF;
+  c.cd = CUDA_R_32F;
+  c.A = dA, c.B = dB, c.alpha = 1.0f, c.beta = beta, c.C = dC, c.D = dD;
+  c.epi = epi, c.bias = dbias, c.aux = daux, c.ld_aux = N;
+  char err[256];
+  int rc = gpt_lt_matmul(lt, &c, 0, err, sizeof err);
+  if (rc != 0) fail_msg("gpt_lt_matmul %dx%dx%d ta %d tb %d epi %d: rc %d %s", M, N, K, ta, tb, epi, rc, err);
+  float *D = (float *)malloc((size_t)M * N * 4), *X = (float *)malloc((size_t)M * N * 4);
+  host_copy(D, dD, (size_t)M * N);
+  host_copy(X, daux, (size_t)M * N);
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double acc = 0, mag = 0;
+      for (int l = 0; l < K; l++) {
+        double a = from_bits(ta ? A[(size_t)l * g.lda + i] : A[(size_t)i * g.lda + l]);
+        double b = from_bits(tb ? B[(size_t)j * g.ldb + l] : B[(size_t)l * g.ldb + j]);
+        acc += a * b, mag += fabs(a * b);
+      }
+      double want = acc + beta * C[(size_t)i * N + j], got = D[(size_t)i * N + j], tol = 1e-5 * (mag + 1);
+      if (epi == GPT_EPI_BIAS || epi == GPT_EPI_GELU_AUX_BIAS) want += bias[j];
+      if (epi == GPT_EPI_GELU_AUX_BIAS) {
+        if (!(fabs(X[(size_t)i * N + j] - want) <= tol)) fail_msg("aux (%d,%d): %g vs %g", i, j, X[(size_t)i * N + j], want);
+        double x = want;
+        want = 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+      } else if (epi == GPT_EPI_DGELU) {
+        double x = aux[(size_t)i * N + j], t = tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
+        want *= 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
+        tol *= 1.2; /* gelu' <= 1.13 */
+      }
+      if (!(fabs(got - want) <= tol))
+        fail_msg("%dx%dx%d ta %d tb %d epi %d beta %g: D(%d,%d) gpu %.8g want %.8g", M, N, K, ta, tb, epi, beta, i, j,
+                 got, want);
+    }
+  cudaFree(dA), cudaFree(dB), cudaFree(dC), cudaFree(dbias), cudaFree(daux), cudaFree(dD);
+  free(A), free(B), free(C), free(bias), free(aux), free(D), free(X);
+}
+
+static void test_lt_products(void **state) {
+  (void)state;
+  gpt_lt lt;
+  char err[256];
+  if (gpt_lt_init(&lt, err, sizeof err)) fail_msg("%s", err);
+  /* the model's products in miniature: forward (tb), dinp (none), dW (ta,
+   * beta 1 accumulating), head dW with the padded logits stride */
+  run_lt_case(&lt, false, true, 64, 96, 32, 0, GPT_EPI_BIAS, 0.0f);
+  run_lt_case(&lt, false, true, 64, 32, 32, 0, GPT_EPI_BIAS, 1.0f); /* residual fused */
+  run_lt_case(&lt, false, true, 64, 128, 32, 0, GPT_EPI_GELU_AUX_BIAS, 0.0f);
+  run_lt_case(&lt, false, false, 64, 128, 32, 0, GPT_EPI_DGELU, 0.0f);
+  run_lt_case(&lt, false, false, 64, 32, 384, 0, GPT_EPI_NONE, 0.0f);
+  run_lt_case(&lt, true, false, 301, 32, 64, 83, GPT_EPI_NONE, 1.0f); /* lda 384 for M 301 */
+  long misses = lt.cache.misses;
+  run_lt_case(&lt, false, true, 64, 96, 32, 0, GPT_EPI_BIAS, 0.0f);   /* same key: cached */
+  assert_int_equal(lt.cache.misses, misses);
+  assert_true(lt.cache.hits >= 1);
+  gpt_lt_free(&lt);
+}
+
+int main(void) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n <= 0) {
+    fprintf(stderr, "test_gpt_cuda_kernels: no usable GPU: skipped\n");
+    return 77;
+  }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cast_bit_exact),      cmocka_unit_test(test_layernorm_forward),
+      cmocka_unit_test(test_softmax),             cmocka_unit_test(test_classifier),
+      cmocka_unit_test(test_bias_backward_and_gelu), cmocka_unit_test(test_lt_products),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
