@@ -15,6 +15,8 @@
 shardrt_status shardrt__ck_agree(shardrt_ctx *ctx, shardrt_status rc);
 /* Elements of the largest unit (unpadded): the size of a one-unit buffer. */
 int64_t shardrt__ck_max_unit_numel(const shardrt_ctx *ctx);
+/* Collective: every rank's `bytes` bytes, concatenated in rank order. */
+shardrt_status shardrt__ck_allgather(shardrt_ctx *ctx, const void *send, void *recv, size_t bytes);
 /* Collective: broadcasts rank 0's NUL-terminated string (len bytes buffer). */
 shardrt_status shardrt__ck_bcast_str(shardrt_ctx *ctx, char *buf, size_t len);
 
@@ -28,8 +30,10 @@ void shardrt__ck_describe_free(shardrt__ck_meta *m, char *plan_json);
 void shardrt__ck_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 
 /* Collective: gathers the parameters unit by unit to rank 0 and streams
- * them into a safetensors file at path in dtype. *bytes (rank 0) gets the
- * file size. */
-shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, uint64_t *bytes);
+ * them into a safetensors file at path in dtype. ckpt_id (may be NULL) goes
+ * into its __metadata__; *bytes and *header_crc (rank 0, may be NULL) get
+ * the file size and header checksum. */
+shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, const char *ckpt_id,
+                                     uint64_t *bytes, uint32_t *header_crc);
 
 #endif

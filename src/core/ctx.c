@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "src/core/ctx.h"
+#include "src/core/sync.h"
 #include "src/core/schedule.h"
 #include "src/core/trace.h"
 #include "src/strategy/strategy.h"
@@ -272,7 +273,9 @@ shardrt_status shardrt_allreduce_sum_f64(shardrt_ctx *ctx, double *vals, int n) 
   if (!ctx || (!vals && n > 0) || n < 0)
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_allreduce_sum_f64: bad arguments");
   SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_USER_ALLREDUCE, NULL, n, 0, 0));
-  if (MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, ctx->mpi_world) != MPI_SUCCESS)
-    return shardrt__error(SHARDRT_ERR_COMM, "shardrt_allreduce_sum_f64: MPI_Allreduce failed");
-  return SHARDRT_OK;
+  SHARDRT__CHECK(shardrt__sync_point(ctx, SHARDRT__PT_PROGRAM));
+  MPI_Request r; /* bounded by SHARDRT_COLL_TIMEOUT_S like every collective */
+  if (MPI_Iallreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, ctx->mpi_world, &r) != MPI_SUCCESS)
+    return shardrt__error(SHARDRT_ERR_COMM, "shardrt_allreduce_sum_f64: MPI_Iallreduce failed");
+  return shardrt__mpi_complete(ctx, &r, "shardrt_allreduce_sum_f64");
 }
