@@ -26,6 +26,17 @@ shardrt_status shardrt__ck_describe(shardrt_ctx *ctx, shardrt__ck_meta *m, char 
 /* Frees what ck_describe allocated (m's arrays; not read-side fields). */
 void shardrt__ck_describe_free(shardrt__ck_meta *m, char *plan_json);
 
+/* shardrt_latest_checkpoint among steps < below. Damaged ones are skipped
+ * with a warning naming what is wrong (SHARDRT_CKPT_FALLBACK=0: an error);
+ * incomplete ones (no meta.json) are skipped. No context needed. */
+bool shardrt__ckpt_fallback_on(void); /* SHARDRT_CKPT_FALLBACK is not 0/off/false */
+shardrt_status shardrt__latest_checkpoint_below(const char *root, int64_t below, char *buf, size_t len);
+/* After a successful save of `keep` (ROOT/step_<N>): removes the stale
+ * *.tmp.<pid> files of crashed saves in every ROOT/step_<M>, and the step
+ * folders without meta.json (crashed saves), touching only file names a
+ * save writes. Best effort; errors are ignored. */
+void shardrt__ckpt_cleanup(const char *root, const char *keep);
+
 /* "[3, 4]" */
 void shardrt__ck_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 

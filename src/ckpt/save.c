@@ -381,6 +381,7 @@ shardrt_status shardrt_ckpt_maybe_save(shardrt_ctx *ctx, const char *root, int64
   o.user_blob = user_blob;
   o.user_len = user_len;
   SHARDRT__CHECK(shardrt_save_checkpoint(ctx, dir, &o));
+  if (shardrt_rank(ctx) == 0) shardrt__ckpt_cleanup(root, dir); /* what crashed saves left */
   if (saved) *saved = true;
   return SHARDRT_OK;
 }
