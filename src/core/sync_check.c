@@ -128,7 +128,8 @@ static shardrt_status exchange(shardrt_ctx *ctx, const int64_t *mine, int64_t *a
   for (int q = 0; q < w && rc == SHARDRT_OK; q++) {
     if (q == ctx->rank) continue;
     if (MPI_Irecv(all + (size_t)q * F_N, F_N, MPI_INT64_T, q, SYNC_TAG, ctx->mpi_world, &rq[nr]) != MPI_SUCCESS ||
-        MPI_Isend(mine, F_N, MPI_INT64_T, q, SYNC_TAG, ctx->mpi_world, &rq[w + nr]) != MPI_SUCCESS)
+        MPI_Isend(all + (size_t)ctx->rank * F_N, F_N, MPI_INT64_T, q, SYNC_TAG, ctx->mpi_world, &rq[w + nr]) !=
+            MPI_SUCCESS) /* sent from `all`, which outlives a timeout */
       rc = shardrt__error(SHARDRT_ERR_COMM, "collective check: posting messages to rank %d failed", q);
     else nr++;
   }
