@@ -2,6 +2,7 @@
 /* Loading: checkpoints (re-sharded to this context's layout) and pretrained
  * safetensors weights (every rank maps the file, or rank 0 reads it and
  * sends each rank only its part). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,21 @@
 #include "src/config/config_internal.h"
 
 #define CONV_ELEMS (1u << 20)
+
+/* SHARDRT_CHECK_FINITE=1: weights are checked for NaN/Inf as they load. */
+static bool check_finite_on(void) {
+  const char *v = getenv("SHARDRT_CHECK_FINITE");
+  return v && strcmp(v, "1") == 0;
+}
+
+static shardrt_status check_values(const float *v, size_t n, int64_t first, const char *path, const char *tensor) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(v[i]))
+      return shardrt__error(SHARDRT_ERR_CORRUPT,
+                            "'%s': tensor '%s' holds %s at element %lld (SHARDRT_CHECK_FINITE=1 allows finite values only)",
+                            path, tensor, isnan(v[i]) ? "NaN" : "Inf", (long long)(first + (int64_t)i));
+  return SHARDRT_OK;
+}
 
 /* ---- checking a weights file against the registry ---- */
 
@@ -62,6 +78,7 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path) {
   }
   if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, tof);
   if (rc == SHARDRT_OK) rc = shardrt__st_map(&f);
+  bool fin = check_finite_on();
   for (int i = 0; i < np && rc == SHARDRT_OK; i++) {
     shardrt_param_info pi;
     shardrt_param_info_get(ctx, i, &pi);
@@ -76,7 +93,8 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path) {
     for (int64_t at = s; at < t && rc == SHARDRT_OK; at += CONV_ELEMS) {
       int64_t n = t - at < CONV_ELEMS ? t - at : CONV_ELEMS;
       shardrt_convert(buf, SHARDRT_F32, src + (size_t)(at - pi.offset) * es, tt->dtype, (size_t)n);
-      rc = shardrt__state_write(ctx, pi.unit, SHARDRT__ROLE_PARAM, at, n, buf);
+      if (fin) rc = check_values(buf, (size_t)n, at - pi.offset, path, pi.name);
+      if (rc == SHARDRT_OK) rc = shardrt__state_write(ctx, pi.unit, SHARDRT__ROLE_PARAM, at, n, buf);
     }
   }
   if (opened) shardrt__st_close(&f);
@@ -88,12 +106,14 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path) {
 typedef struct fill_ctx {
   float *dst;
   shardrt_dtype dt;
+  bool check;
+  const char *path, *name;
 } fill_ctx;
 
 static shardrt_status fill_chunk(uint64_t off, const void *data, size_t n, void *arg) {
   fill_ctx *c = arg;
   shardrt_convert(c->dst + off, SHARDRT_F32, data, c->dt, n);
-  return SHARDRT_OK;
+  return c->check ? check_values(c->dst + off, n, (int64_t)off, c->path, c->name) : SHARDRT_OK;
 }
 
 /* Rank 0 reads unit by unit; the others receive only what they own. */
@@ -128,7 +148,8 @@ static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path) {
         shardrt_param_info pi;
         shardrt_param_info_get(ctx, i, &pi);
         if (pi.unit != u) continue;
-        fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = f.t[tof[i]].dtype};
+        fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = f.t[tof[i]].dtype, .check = check_finite_on(), .path = path,
+                       .name = pi.name};
         rc = shardrt__st_stream(&f, tof[i], scratch, CONV_ELEMS * sizeof(float) / 2, fill_chunk, &fc);
       }
     }

@@ -11,6 +11,9 @@
 
 #include "ck_model.h"
 #include "ck_mpi_util.h"
+#include <math.h>
+
+#include "src/ckpt/safetensors.h"
 #include "src/config/config_internal.h"
 
 static int g_rank, g_world;
@@ -102,10 +105,61 @@ static void test_stale_file_and_fallback(void **state) {
   shardrt__warn_set_sink(NULL, NULL);
 }
 
+/* Optional deliverable 8: SHARDRT_CHECK_FINITE=1 rejects NaN/Inf weights
+ * with the tensor's name, in both loading modes. */
+static void write_weights_with_nan(shardrt_ctx *ctx, const char *path, int bad_param, int64_t bad_elem) {
+  int np = shardrt_num_params(ctx);
+  shardrt__st_tensor t[32];
+  assert_true(np <= 32);
+  for (int i = 0; i < np; i++) {
+    shardrt_param_info pi;
+    CHECK(shardrt_param_info_get(ctx, i, &pi));
+    t[i] = (shardrt__st_tensor){.name = (char *)pi.name, .dtype = SHARDRT_F32, .ndim = pi.ndim};
+    memcpy(t[i].shape, pi.shape, sizeof pi.shape);
+  }
+  shardrt__st_writer w;
+  CHECK(shardrt__stw_begin(&w, path, t, np, NULL, 0));
+  for (int i = 0; i < np; i++) {
+    shardrt_param_info pi;
+    CHECK(shardrt_param_info_get(ctx, i, &pi));
+    for (int64_t k = 0; k < pi.numel; k++) {
+      float v = i == bad_param && k == bad_elem ? NAN : 0.5f;
+      CHECK(shardrt__stw_write(&w, &v, sizeof v));
+    }
+  }
+  CHECK(shardrt__stw_finish(&w));
+}
+
+static void test_check_finite(void **state) {
+  (void)state;
+  for (int ram = 0; ram < 2; ram++) {
+    shardrt_plan plan = ck_plan(SHARDRT_FULL_SHARD, SHARDRT_SHARDED_STATE_DICT);
+    plan.cpu_ram_efficient_loading = ram;
+    plan.sync_module_states = ram;
+    ck_spec spec = ck_spec_small();
+    shardrt_ctx *ctx;
+    CHECK(ck_model_create(&plan, NULL, &spec, NULL, &ctx));
+    char path[4300];
+    snprintf(path, sizeof path, "%s/nan.safetensors", g_tmp);
+    if (g_rank == 0) write_weights_with_nan(ctx, path, 3, 4);
+    MPI_Barrier(MPI_COMM_WORLD);
+    shardrt_param_info pi;
+    CHECK(shardrt_param_info_get(ctx, 3, &pi));
+    CHECK(shardrt_load_weights(ctx, path)); /* off by default: NaN is a value */
+    setenv("SHARDRT_CHECK_FINITE", "1", 1);
+    assert_int_equal(shardrt_load_weights(ctx, path), SHARDRT_ERR_CORRUPT);
+    unsetenv("SHARDRT_CHECK_FINITE");
+    if (!strstr(shardrt_last_error(), pi.name) || !strstr(shardrt_last_error(), "NaN at element 4"))
+      fail_msg("the error does not name the tensor and element: %s", shardrt_last_error());
+    shardrt_ctx_destroy(ctx);
+    MPI_Barrier(MPI_COMM_WORLD);
+  }
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_world);
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_stale_file_and_fallback)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_stale_file_and_fallback), cmocka_unit_test(test_check_finite)};
   return ck_mpi_run("identity", tests, 1);
 }
