@@ -123,15 +123,19 @@ shardrt_status shardrt_ctx_create(const shardrt_ctx_params *p, shardrt_ctx **out
   rc = pick_device(ctx, p->device, local_size);
   {
     int bad = rc != SHARDRT_OK, any = 0;
-    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
-    if (any && !bad) rc = shardrt__error(SHARDRT_ERR_DEVICE, "device setup failed on another rank");
+    shardrt_status arc = shardrt__allreduce_timed(ctx, SHARDRT__PT_SETUP, &bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world,
+                                                  "shardrt_ctx_create (device agreement)");
+    if (arc != SHARDRT_OK) rc = arc;
+    else if (any && !bad) rc = shardrt__error(SHARDRT_ERR_DEVICE, "device setup failed on another rank");
     if (rc != SHARDRT_OK) goto fail;
   }
   rc = pick_comm(ctx, p->comm, p->mpi_comm, local_size);
   {
     int bad = rc != SHARDRT_OK, any = 0;
-    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
-    if (any && !bad) rc = shardrt__error(SHARDRT_ERR_COMM, "comm backend setup failed on another rank");
+    shardrt_status arc = shardrt__allreduce_timed(ctx, SHARDRT__PT_SETUP, &bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world,
+                                                  "shardrt_ctx_create (comm agreement)");
+    if (arc != SHARDRT_OK) rc = arc;
+    else if (any && !bad) rc = shardrt__error(SHARDRT_ERR_COMM, "comm backend setup failed on another rank");
     if (rc != SHARDRT_OK) goto fail;
   }
   shardrt__optim_init(ctx);

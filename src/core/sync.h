@@ -24,6 +24,7 @@ typedef enum shardrt__sync_pt {
   SHARDRT__PT_PROGRAM,        /* "program": shardrt_allreduce_sum_f64 */
   SHARDRT__PT_STATE,          /* "state": parameter scatter/gather/broadcast (src/core/state.c) */
   SHARDRT__PT_CKPT,           /* "ckpt": checkpoint agreement, broadcast and all-gather */
+  SHARDRT__PT_SETUP,          /* "setup": agreements of shardrt_ctx_create and shardrt_finalize */
   SHARDRT__PT_END_
 } shardrt__sync_pt;
 
@@ -35,5 +36,12 @@ shardrt_status shardrt__sync_point(shardrt_ctx *ctx, shardrt__sync_pt pt);
  * the collective in the error. On a timeout the context is marked broken
  * (the request stays with MPI: its buffers must stay allocated). */
 shardrt_status shardrt__mpi_complete(shardrt_ctx *ctx, MPI_Request *r, const char *what);
+
+/* Point + MPI_Iallreduce / MPI_Iallgather + timed completion, for the
+ * one-line agreements of setup code. send may be MPI_IN_PLACE. */
+shardrt_status shardrt__allreduce_timed(shardrt_ctx *ctx, shardrt__sync_pt pt, const void *send, void *recv, int n,
+                                        MPI_Datatype dt, MPI_Op op, MPI_Comm comm, const char *what);
+shardrt_status shardrt__allgather_timed(shardrt_ctx *ctx, shardrt__sync_pt pt, const void *send, void *recv, int n,
+                                        MPI_Datatype dt, MPI_Comm comm, const char *what);
 
 #endif

@@ -32,10 +32,10 @@ static const char *const op_names[SHARDRT__SYNC_COUNT_] = {
     [SHARDRT__SYNC_USER_ALLREDUCE] = "shardrt_allreduce_sum_f64",
 };
 static const char *const point_names[SHARDRT__PT_END_ - SHARDRT__PT_GRAD_NORM] = {
-    "grad_norm", "program", "state", "ckpt"};
+    "grad_norm", "program", "state", "ckpt", "setup"};
 static const char *const point_desc[SHARDRT__PT_END_ - SHARDRT__PT_GRAD_NORM] = {
     "the gradient-norm all-reduce of shardrt_step", "shardrt_allreduce_sum_f64",
-    "a parameter scatter/gather/broadcast", "a checkpoint agreement"};
+    "a parameter scatter/gather/broadcast", "a checkpoint agreement", "an agreement of context setup or finalize"};
 static const char *const group_names[SHARDRT__GROUP_COUNT_] = {"world", "shard group", "replica group"};
 
 shardrt_status shardrt__sync_setup(shardrt_ctx *ctx) {
@@ -79,6 +79,11 @@ static int describe(char *out, size_t cap, const shardrt_ctx *ctx, const int64_t
 
 static double timeout_of(const shardrt_ctx *ctx) { return ctx->coll_timeout_s; }
 
+/* Whether the last synchronisation point ran the cross-rank check (so a
+ * timeout after it means a rank stopped between the check and the
+ * collective). Per thread, like the error text. */
+static _Thread_local bool g_checked;
+
 shardrt_status shardrt__mpi_complete(shardrt_ctx *ctx, MPI_Request *r, const char *what) {
   double t0 = shardrt__now();
   double limit = timeout_of(ctx);
@@ -94,9 +99,11 @@ shardrt_status shardrt__mpi_complete(shardrt_ctx *ctx, MPI_Request *r, const cha
                             "arrived (it stopped, or waits in a collective the others do not issue). %s The context is "
                             "unusable; exit the program",
                             ctx->rank, limit, what,
-                            ctx->check_collectives
-                                ? "Every rank passed the SHARDRT_DEBUG=collectives check before it, so the missing rank "
-                                  "stopped between that check and this collective."
+                            g_checked ? "Every rank passed the SHARDRT_DEBUG=collectives check before it, so the "
+                                        "missing rank stopped between that check and this collective."
+                            : ctx->check_collectives
+                                ? "(SHARDRT_DEBUG=collectives does not check setup agreements: the missing rank "
+                                  "stopped in or before this call.)"
                                 : "Run with SHARDRT_DEBUG=collectives to name the rank that did not arrive.");
     }
   }
@@ -219,9 +226,32 @@ shardrt_status shardrt__sync_check(shardrt_ctx *ctx, shardrt__sync_op op, const 
 }
 
 shardrt_status shardrt__sync_point(shardrt_ctx *ctx, shardrt__sync_pt pt) {
+  g_checked = false;
   if (ctx->comm_broken)
     return shardrt__error(SHARDRT_ERR_COMM, "the context's communication failed earlier (see the first error)");
   SHARDRT__CHECK(test_stall(ctx, (int)pt));
-  if (ctx->world == 1) return SHARDRT_OK;
+  /* Setup agreements are not checked: every rank is in the same call there,
+   * and the check numbers (#N in messages) start with the first unit
+   * collective. They still time out. */
+  if (ctx->world == 1 || pt == SHARDRT__PT_SETUP) return SHARDRT_OK;
+  g_checked = ctx->check_collectives;
   return check(ctx, (int)pt, NULL, 0, 0, 0);
+}
+
+shardrt_status shardrt__allreduce_timed(shardrt_ctx *ctx, shardrt__sync_pt pt, const void *send, void *recv, int n,
+                                        MPI_Datatype dt, MPI_Op op, MPI_Comm comm, const char *what) {
+  SHARDRT__CHECK(shardrt__sync_point(ctx, pt));
+  MPI_Request r;
+  if (MPI_Iallreduce(send, recv, n, dt, op, comm, &r) != MPI_SUCCESS)
+    return shardrt__error(SHARDRT_ERR_COMM, "%s: MPI_Iallreduce failed", what);
+  return shardrt__mpi_complete(ctx, &r, what);
+}
+
+shardrt_status shardrt__allgather_timed(shardrt_ctx *ctx, shardrt__sync_pt pt, const void *send, void *recv, int n,
+                                        MPI_Datatype dt, MPI_Comm comm, const char *what) {
+  SHARDRT__CHECK(shardrt__sync_point(ctx, pt));
+  MPI_Request r;
+  if (MPI_Iallgather(send, n, dt, recv, n, dt, comm, &r) != MPI_SUCCESS)
+    return shardrt__error(SHARDRT_ERR_COMM, "%s: MPI_Iallgather failed", what);
+  return shardrt__mpi_complete(ctx, &r, what);
 }

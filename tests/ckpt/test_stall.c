@@ -5,6 +5,7 @@
  * items 3 and 11). One case per process (argv[1]): a timed-out collective
  * stays pending in MPI, so each case ends its run.
  *   grad_norm | program | state | ckpt     SHARDRT_COLL_TIMEOUT_S only
+ *   setup                                  stalled in shardrt_ctx_create
  *   debug_grad_norm | debug_ckpt           with SHARDRT_DEBUG=collectives:
  *                                          the error names the stalled rank */
 #include <setjmp.h>
@@ -39,6 +40,22 @@ static void stall_case(void **state) {
   shardrt_plan plan = ck_plan(SHARDRT_FULL_SHARD, SHARDRT_SHARDED_STATE_DICT);
   ck_spec spec = ck_spec_small();
   shardrt_ctx *ctx;
+  if (strcmp(point, "setup") == 0) {
+    setenv("SHARDRT_TEST_STALL", stall, 1);
+    double t0 = now();
+    shardrt_status rc = ck_model_create(&plan, NULL, &spec, NULL, &ctx);
+    double dt = now() - t0;
+    assert_int_equal(rc, SHARDRT_ERR_TIMEOUT);
+    const char *msg = shardrt_last_error();
+    if (g_rank == stalled) {
+      assert_non_null(strstr(msg, "SHARDRT_TEST_STALL"));
+    } else {
+      if (dt > 3.5) fail_msg("rank %d took %.1f s to time out", g_rank, dt);
+      if (!strstr(msg, "shardrt_ctx_create")) fail_msg("the error does not name the call: %s", msg);
+    }
+    unsetenv("SHARDRT_TEST_STALL");
+    return;
+  }
   shardrt_status rc = ck_model_create(&plan, NULL, &spec, NULL, &ctx);
   if (rc) fail_msg("create: %s", shardrt_last_error());
   rc = ck_train(ctx, 0, 1, NULL); /* a healthy step first: the hook is not armed yet */
