@@ -44,12 +44,14 @@ static void check_meta(const shardrt__ck_meta *m) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static char dir[64];
+  static char dir[4096];
   if (!dir[0]) {
-    snprintf(dir, sizeof dir, "/tmp/shardrt_fuzz_meta_%d", (int)getpid());
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    if (system(cmd) != 0) return 0;
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/shardrt_fuzz_meta_XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(dir)) {
+      dir[0] = '\0';
+      return 0;
+    }
   }
   size_t pl = strlen(PREFIX);
   bool has = size >= pl + 8 && memcmp(data, PREFIX, pl) == 0;
@@ -64,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char hex[9];
   snprintf(hex, sizeof hex, "%08x", shardrt__crc32c(0, text, len));
   memcpy(text + pl, hex, 8);
-  char path[128];
+  char path[4200];
   snprintf(path, sizeof path, "%s/meta.json", dir);
   FILE *f = fopen(path, "wb");
   if (f) {

@@ -13,7 +13,8 @@ REPLAY=$2
 SRC=$3
 SECS=${SHARDRT_FUZZ_SECONDS:-30}
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP" /tmp/shardrt_fuzz_meta_*' EXIT
+trap 'rm -rf "$TMP"' EXIT
+export TMPDIR="$TMP" # the meta harness writes its meta.json under it
 CORPUS="$SRC/tests/fuzz/corpus/$NAME"
 
 "$REPLAY" "$CORPUS"/* || { echo "FAIL: replay driver"; exit 1; }
