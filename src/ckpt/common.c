@@ -4,38 +4,66 @@
 #include <string.h>
 
 #include "src/ckpt/ckpt_internal.h"
-#include "src/comm/comm.h"
+#include <limits.h>
+
+#include "src/core/ctx.h"
+#include "src/core/sync.h"
 #include "src/core/error.h"
 
 #define MSG_LEN 1024
 
+/* The checkpoint code's own collectives run on the context's world
+ * communicator whatever the comm backend, each after a synchronisation
+ * point and within SHARDRT_COLL_TIMEOUT_S (src/core/sync.h). */
+static shardrt_status run(shardrt_ctx *ctx, int e, MPI_Request *r, const char *what) {
+  if (e != MPI_SUCCESS) return shardrt__error(SHARDRT_ERR_COMM, "checkpoint: %s failed to start (MPI error %d)", what, e);
+  return shardrt__mpi_complete(ctx, r, what);
+}
+
 shardrt_status shardrt__ck_agree(shardrt_ctx *ctx, shardrt_status rc) {
-  shardrt__comm *c = shardrt__ctx_comm(ctx);
   int rank = shardrt_rank(ctx), world = shardrt_world_size(ctx);
   /* The lowest failing rank wins: encode it so that max() picks it. */
-  int64_t v[2] = {rc != SHARDRT_OK ? (int64_t)(world - rank) : 0, 0};
-  shardrt_status crc = c->i->allreduce_host_max_i64(c->self, v, 1);
+  int64_t v = rc != SHARDRT_OK ? (int64_t)(world - rank) : 0;
+  /* The local error text survives the collectives below. */
+  char mine[MSG_LEN];
+  snprintf(mine, sizeof mine, "%s", rc != SHARDRT_OK ? shardrt_last_error() : "");
+  MPI_Request r;
+  shardrt_status crc = shardrt__sync_point(ctx, SHARDRT__PT_CKPT);
+  if (crc == SHARDRT_OK)
+    crc = run(ctx, MPI_Iallreduce(MPI_IN_PLACE, &v, 1, MPI_INT64_T, MPI_MAX, ctx->mpi_world, &r), &r,
+              "a checkpoint agreement (status all-reduce)");
   if (crc != SHARDRT_OK) return shardrt__error_wrap(crc, "checkpoint: agreeing on a status across ranks");
-  if (v[0] == 0) return SHARDRT_OK;
-  int root = world - (int)v[0];
-  struct {
+  if (v == 0) return SHARDRT_OK;
+  int root = world - (int)v;
+  static _Thread_local struct {
     int64_t rc;
     char msg[MSG_LEN];
-  } m;
+  } m; /* static: after a timeout MPI may still write into it */
   memset(&m, 0, sizeof m);
   if (rank == root) {
     m.rc = rc;
-    snprintf(m.msg, sizeof m.msg, "%s", shardrt_last_error());
+    snprintf(m.msg, sizeof m.msg, "%s", mine);
   }
-  crc = c->i->bcast_host(c->self, &m, sizeof m, root);
+  crc = run(ctx, MPI_Ibcast(&m, (int)sizeof m, MPI_BYTE, root, ctx->mpi_world, &r), &r,
+            "a checkpoint agreement (error broadcast)");
   if (crc != SHARDRT_OK) return crc;
-  if (rank == root) return rc;
+  if (rank == root) return shardrt__error(rc, "%s", mine);
   return shardrt__error((shardrt_status)m.rc, "rank %d: %s", root, m.msg);
 }
 
 shardrt_status shardrt__ck_bcast_str(shardrt_ctx *ctx, char *buf, size_t len) {
-  shardrt__comm *c = shardrt__ctx_comm(ctx);
-  return c->i->bcast_host(c->self, buf, len, 0);
+  if (len > (size_t)INT_MAX) return shardrt__error(SHARDRT_ERR_INTERNAL, "checkpoint broadcast of %zu bytes", len);
+  SHARDRT__CHECK(shardrt__sync_point(ctx, SHARDRT__PT_CKPT));
+  MPI_Request r;
+  return run(ctx, MPI_Ibcast(buf, (int)len, MPI_BYTE, 0, ctx->mpi_world, &r), &r, "a checkpoint broadcast");
+}
+
+shardrt_status shardrt__ck_allgather(shardrt_ctx *ctx, const void *send, void *recv, size_t bytes) {
+  if (bytes > (size_t)INT_MAX) return shardrt__error(SHARDRT_ERR_INTERNAL, "checkpoint all-gather of %zu bytes", bytes);
+  SHARDRT__CHECK(shardrt__sync_point(ctx, SHARDRT__PT_CKPT));
+  MPI_Request r;
+  return run(ctx, MPI_Iallgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, ctx->mpi_world, &r), &r,
+             "a checkpoint all-gather");
 }
 
 void shardrt__ck_shape_str(int ndim, const int64_t *shape, char *buf, size_t len) {

@@ -63,88 +63,72 @@ void shardrt__sb_free(shardrt__sbuf *b) {
   memset(b, 0, sizeof *b);
 }
 
-shardrt_status shardrt__jdoc_parse(shardrt__jdoc *d, const char *text, size_t len, const char *what) {
-  yaml_parser_t p;
-  d->loaded = false;
-  if (!yaml_parser_initialize(&p)) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "cannot initialise the JSON parser for '%s'", what);
-  yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-  int ok = yaml_parser_load(&p, &d->doc);
-  shardrt_status rc = SHARDRT_OK;
-  if (!ok) {
-    rc = shardrt__error(SHARDRT_ERR_CORRUPT, "'%s' is not valid JSON: %s at line %zu column %zu", what,
-                        p.problem ? p.problem : "parse error", p.problem_mark.line + 1, p.problem_mark.column + 1);
-  } else if (!yaml_document_get_root_node(&d->doc)) {
-    yaml_document_delete(&d->doc);
-    rc = shardrt__error(SHARDRT_ERR_CORRUPT, "'%s' is empty where a JSON object was expected", what);
-  } else {
-    d->loaded = true;
+/* Nesting depth, scanned before parsing so that a hostile header costs one
+ * linear pass and a bounded recursion in the parser. Brackets inside
+ * strings do not count. */
+static shardrt_status check_depth(const char *text, size_t len, const char *what) {
+  int depth = 0;
+  bool in_str = false;
+  for (size_t i = 0; i < len; i++) {
+    char c = text[i];
+    if (in_str) {
+      if (c == '\\') i++;
+      else if (c == '"') in_str = false;
+      continue;
+    }
+    if (c == '"') in_str = true;
+    else if (c == '{' || c == '[') {
+      if (++depth > SHARDRT__JSON_MAX_DEPTH)
+        return shardrt__error(SHARDRT_ERR_CORRUPT,
+                              "'%s' is not valid here: JSON nesting deeper than %d levels at byte offset %zu", what,
+                              SHARDRT__JSON_MAX_DEPTH, i);
+    } else if (c == '}' || c == ']') {
+      depth--;
+    }
   }
-  yaml_parser_delete(&p);
-  return rc;
+  return SHARDRT_OK;
 }
 
-void shardrt__jdoc_free(shardrt__jdoc *d) {
-  if (d && d->loaded) yaml_document_delete(&d->doc);
-  if (d) d->loaded = false;
-}
-
-yaml_node_t *shardrt__j_root(shardrt__jdoc *d) { return yaml_document_get_root_node(&d->doc); }
-
-size_t shardrt__j_len(yaml_node_t *n) {
-  if (!n) return 0;
-  if (n->type == YAML_SEQUENCE_NODE) return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-  if (n->type == YAML_MAPPING_NODE) return (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-  return 0;
-}
-
-yaml_node_t *shardrt__j_at(shardrt__jdoc *d, yaml_node_t *seq, size_t i) {
-  if (!seq || seq->type != YAML_SEQUENCE_NODE || i >= shardrt__j_len(seq)) return NULL;
-  return yaml_document_get_node(&d->doc, seq->data.sequence.items.start[i]);
-}
-
-bool shardrt__j_pair(shardrt__jdoc *d, yaml_node_t *map, size_t i, const char **key, yaml_node_t **val) {
-  if (!map || map->type != YAML_MAPPING_NODE || i >= shardrt__j_len(map)) return false;
-  yaml_node_pair_t *pr = map->data.mapping.pairs.start + i;
-  *key = shardrt__j_str(yaml_document_get_node(&d->doc, pr->key));
-  *val = yaml_document_get_node(&d->doc, pr->value);
-  return *key != NULL && *val != NULL;
-}
-
-yaml_node_t *shardrt__j_get(shardrt__jdoc *d, yaml_node_t *map, const char *key) {
-  size_t n = shardrt__j_len(map);
-  if (!map || map->type != YAML_MAPPING_NODE) return NULL;
-  for (size_t i = 0; i < n; i++) {
-    const char *k;
-    yaml_node_t *v;
-    if (shardrt__j_pair(d, map, i, &k, &v) && strcmp(k, key) == 0) return v;
+shardrt_status shardrt__json_parse(const char *text, size_t len, const char *what, json_t **out) {
+  *out = NULL;
+  SHARDRT__CHECK(check_depth(text, len, what));
+  json_error_t err;
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+  if (!root)
+    return shardrt__error(SHARDRT_ERR_CORRUPT,
+                          "'%s' is not valid JSON (RFC 8259, no duplicate keys): %s at line %d column %d (byte offset "
+                          "%d)",
+                          what, err.text, err.line, err.column, err.position);
+  if (!json_is_object(root)) {
+    json_decref(root);
+    return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': the JSON document is not an object ({...} expected)", what);
   }
-  return NULL;
+  *out = root;
+  return SHARDRT_OK;
 }
 
-const char *shardrt__j_str(yaml_node_t *n) {
-  if (!n || n->type != YAML_SCALAR_NODE) return NULL;
-  return (const char *)n->data.scalar.value; /* libyaml NUL-terminates scalars */
-}
+const char *shardrt__j_str(const json_t *n) { return json_is_string(n) ? json_string_value(n) : NULL; }
 
-bool shardrt__j_i64(yaml_node_t *n, int64_t *out) {
-  const char *s = shardrt__j_str(n);
-  if (!s || !*s) return false;
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || *end) return false;
-  *out = v;
+bool shardrt__j_i64(const json_t *n, int64_t *out) {
+  if (!json_is_integer(n)) return false;
+  *out = (int64_t)json_integer_value(n);
   return true;
 }
 
-bool shardrt__j_f64(yaml_node_t *n, double *out) {
-  const char *s = shardrt__j_str(n);
-  if (!s || !*s) return false;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno == ERANGE && v != 0.0) return false;
-  if (*end) return false;
-  *out = v;
+bool shardrt__j_f64(const json_t *n, double *out) {
+  if (!json_is_number(n)) return false;
+  *out = json_number_value(n);
   return true;
 }
+
+bool shardrt__j_bool(const json_t *n, bool *out) {
+  if (!json_is_boolean(n)) return false;
+  *out = json_is_true(n);
+  return true;
+}
+
+json_t *shardrt__j_get(const json_t *obj, const char *key) {
+  return json_is_object(obj) ? json_object_get(obj, key) : NULL;
+}
+
+size_t shardrt__j_len(const json_t *arr) { return json_is_array(arr) ? json_array_size(arr) : 0; }

@@ -2,6 +2,7 @@
 /* Loading: checkpoints (re-sharded to this context's layout) and pretrained
  * safetensors weights (every rank maps the file, or rank 0 reads it and
  * sends each rank only its part). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,24 @@
 #include "src/ckpt/source.h"
 #include "src/core/ctx.h"
 #include "src/core/error.h"
+#include "src/config/config_internal.h"
 
 #define CONV_ELEMS (1u << 20)
+
+/* SHARDRT_CHECK_FINITE=1: weights are checked for NaN/Inf as they load. */
+static bool check_finite_on(void) {
+  const char *v = getenv("SHARDRT_CHECK_FINITE");
+  return v && strcmp(v, "1") == 0;
+}
+
+static shardrt_status check_values(const float *v, size_t n, int64_t first, const char *path, const char *tensor) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(v[i]))
+      return shardrt__error(SHARDRT_ERR_CORRUPT,
+                            "'%s': tensor '%s' holds %s at element %lld (SHARDRT_CHECK_FINITE=1 allows finite values only)",
+                            path, tensor, isnan(v[i]) ? "NaN" : "Inf", (long long)(first + (int64_t)i));
+  return SHARDRT_OK;
+}
 
 /* ---- checking a weights file against the registry ---- */
 
@@ -61,6 +78,7 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path) {
   }
   if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, tof);
   if (rc == SHARDRT_OK) rc = shardrt__st_map(&f);
+  bool fin = check_finite_on();
   for (int i = 0; i < np && rc == SHARDRT_OK; i++) {
     shardrt_param_info pi;
     shardrt_param_info_get(ctx, i, &pi);
@@ -75,7 +93,8 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path) {
     for (int64_t at = s; at < t && rc == SHARDRT_OK; at += CONV_ELEMS) {
       int64_t n = t - at < CONV_ELEMS ? t - at : CONV_ELEMS;
       shardrt_convert(buf, SHARDRT_F32, src + (size_t)(at - pi.offset) * es, tt->dtype, (size_t)n);
-      rc = shardrt__state_write(ctx, pi.unit, SHARDRT__ROLE_PARAM, at, n, buf);
+      if (fin) rc = check_values(buf, (size_t)n, at - pi.offset, path, pi.name);
+      if (rc == SHARDRT_OK) rc = shardrt__state_write(ctx, pi.unit, SHARDRT__ROLE_PARAM, at, n, buf);
     }
   }
   if (opened) shardrt__st_close(&f);
@@ -87,12 +106,14 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path) {
 typedef struct fill_ctx {
   float *dst;
   shardrt_dtype dt;
+  bool check;
+  const char *path, *name;
 } fill_ctx;
 
 static shardrt_status fill_chunk(uint64_t off, const void *data, size_t n, void *arg) {
   fill_ctx *c = arg;
   shardrt_convert(c->dst + off, SHARDRT_F32, data, c->dt, n);
-  return SHARDRT_OK;
+  return c->check ? check_values(c->dst + off, n, (int64_t)off, c->path, c->name) : SHARDRT_OK;
 }
 
 /* Rank 0 reads unit by unit; the others receive only what they own. */
@@ -127,7 +148,8 @@ static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path) {
         shardrt_param_info pi;
         shardrt_param_info_get(ctx, i, &pi);
         if (pi.unit != u) continue;
-        fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = f.t[tof[i]].dtype};
+        fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = f.t[tof[i]].dtype, .check = check_finite_on(), .path = path,
+                       .name = pi.name};
         rc = shardrt__st_stream(&f, tof[i], scratch, CONV_ELEMS * sizeof(float) / 2, fill_chunk, &fc);
       }
     }
@@ -272,7 +294,7 @@ static shardrt_status match_params(shardrt_ctx *ctx, const shardrt__ck_src *s, i
   return SHARDRT_OK;
 }
 
-static shardrt_status resolve_dir(shardrt_ctx *ctx, const char *path, char *dir, size_t len) {
+static shardrt_status resolve_dir(shardrt_ctx *ctx, const char *path, int64_t below, char *dir, size_t len) {
   shardrt_status rc = SHARDRT_OK;
   memset(dir, 0, len);
   if (shardrt_rank(ctx) == 0) {
@@ -280,22 +302,16 @@ static shardrt_status resolve_dir(shardrt_ctx *ctx, const char *path, char *dir,
     struct stat st;
     snprintf(meta, sizeof meta, "%s/%s", path, SHARDRT__CK_META_FILE);
     if (stat(meta, &st) == 0) snprintf(dir, len, "%s", path);
-    else rc = shardrt_latest_checkpoint(path, dir, len);
+    else rc = shardrt__latest_checkpoint_below(path, below, dir, len);
     if (rc == SHARDRT_ERR_NOT_FOUND)
-      rc = shardrt__error(rc, "'%s' is neither a complete checkpoint (no %s) nor a directory holding complete step_<N> checkpoints",
-                          path, SHARDRT__CK_META_FILE);
+      rc = shardrt__error(rc, "'%s' is neither a complete checkpoint (no %s) nor a directory holding complete step_<N> checkpoints%s",
+                          path, SHARDRT__CK_META_FILE, below < INT64_MAX ? " older than the damaged one" : "");
   }
   SHARDRT__CHECK(shardrt__ck_agree(ctx, rc));
   return shardrt__ck_bcast_str(ctx, dir, len);
 }
 
-shardrt_status shardrt_load_checkpoint(shardrt_ctx *ctx, const char *path, void *user_buf, size_t cap, size_t *user_len) {
-  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_checkpoint: ctx is NULL");
-  if (!path || !*path || strlen(path) > 3900)
-    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_checkpoint: path is NULL, empty or longer than 3900 bytes");
-  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_LOAD, NULL, 0, 0, 0));
-  char dir[4096];
-  SHARDRT__CHECK(resolve_dir(ctx, path, dir, sizeof dir));
+static shardrt_status load_dir(shardrt_ctx *ctx, const char *dir, void *user_buf, size_t cap, size_t *user_len) {
   shardrt__ck_src s;
   int np = shardrt_num_params(ctx);
   int *old_of = malloc(((size_t)np + 1) * sizeof *old_of);
@@ -307,8 +323,9 @@ shardrt_status shardrt_load_checkpoint(shardrt_ctx *ctx, const char *path, void 
       rc = load_role(ctx, &s, old_of, (shardrt__role)r);
   bool params_from_model = opened && !s.meta.in_shards[SHARDRT__ROLE_PARAM];
   char model[4200] = {0};
+  shardrt__train_state ts = {0};
   if (rc == SHARDRT_OK) {
-    shardrt__train_state_set(ctx, &s.meta.ts);
+    ts = s.meta.ts;
     if (user_buf && cap) memcpy(user_buf, s.meta.user, s.meta.user_len < cap ? s.meta.user_len : cap);
     if (user_len) *user_len = s.meta.user_len;
     if (params_from_model) snprintf(model, sizeof model, "%s/%s", dir, s.meta.model_file);
@@ -319,5 +336,36 @@ shardrt_status shardrt_load_checkpoint(shardrt_ctx *ctx, const char *path, void 
   if (rc != SHARDRT_OK) return shardrt__error_wrap(rc, "loading checkpoint '%s'", dir);
   rc = params_from_model ? load_weights_impl(ctx, model) : shardrt__state_refresh(ctx);
   if (rc != SHARDRT_OK) return shardrt__error_wrap(rc, "loading checkpoint '%s'", dir);
+  /* Last, once everything loaded: a failed load leaves the step count alone. */
+  shardrt__train_state_set(ctx, &ts);
   return SHARDRT_OK;
+}
+
+static int64_t step_of(const char *dir) {
+  const char *b = strrchr(dir, '/');
+  b = b ? b + 1 : dir;
+  return strncmp(b, "step_", 5) == 0 ? strtoll(b + 5, NULL, 10) : -1;
+}
+
+shardrt_status shardrt_load_checkpoint(shardrt_ctx *ctx, const char *path, void *user_buf, size_t cap, size_t *user_len) {
+  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_checkpoint: ctx is NULL");
+  if (!path || !*path || strlen(path) > 3900)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_checkpoint: path is NULL, empty or longer than 3900 bytes");
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_LOAD, NULL, 0, 0, 0));
+  char dir[4096];
+  int64_t below = INT64_MAX;
+  for (;;) {
+    SHARDRT__CHECK(resolve_dir(ctx, path, below, dir, sizeof dir));
+    shardrt_status rc = load_dir(ctx, dir, user_buf, cap, user_len);
+    /* A save root: damage found only while reading the data (a tensor's
+     * checksum) falls back to the next older checkpoint too. Every rank has
+     * the same rc and dir here. */
+    bool from_root = strcmp(dir, path) != 0;
+    int64_t step = step_of(dir);
+    if (rc != SHARDRT_ERR_CORRUPT || !from_root || step < 0 || !shardrt__ckpt_fallback_on()) return rc;
+    if (shardrt_rank(ctx) == 0)
+      shardrt__warn("checkpoint '%s' is damaged: %s; falling back to an older one (SHARDRT_CKPT_FALLBACK=0 makes this an error)",
+                    dir, shardrt_last_error());
+    below = step;
+  }
 }

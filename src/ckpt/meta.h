@@ -18,7 +18,7 @@
 
 #define SHARDRT__CK_META_FILE "meta.json"
 #define SHARDRT__CK_MODEL_FILE "model.safetensors"
-#define SHARDRT__CK_VERSION 1
+#define SHARDRT__CK_VERSION 2 /* 2: checkpoint id, header checksums of every file */
 
 typedef struct shardrt__ck_param {
   char *name;
@@ -43,9 +43,11 @@ typedef struct shardrt__ck_unit {
 typedef struct shardrt__ck_file {
   char name[64];
   uint64_t bytes;
+  uint32_t header_crc; /* the file's shardrt.header_crc32c: binds its header, and so its tensor checksums */
 } shardrt__ck_file;
 
 typedef struct shardrt__ck_meta {
+  char ckpt_id[17];           /* 16 hex digits, random per save; every file of the checkpoint carries it */
   int world_size;
   char strategy[32];
   const char *plan_json;      /* write only: the plan as JSON (NULL: {}) */
@@ -55,6 +57,7 @@ typedef struct shardrt__ck_meta {
   char model_file[64];        /* "" when there is none */
   shardrt_dtype model_dtype;
   uint64_t model_bytes;
+  uint32_t model_header_crc;
   int nunits;
   shardrt__ck_unit *units;
   int nparams;
@@ -70,6 +73,11 @@ const char *shardrt__role_name(shardrt__role r); /* "param" "exp_avg" "exp_avg_s
 void shardrt__ck_piece_tensor(int unit, shardrt__role r, char *buf, size_t len);
 /* Rank file name for rank r. */
 void shardrt__ck_rank_file(int r, char *buf, size_t len);
+
+/* The pieces file `file` holds, as "unit:begin:end,..." in unit order: what
+ * a rank file records in its __metadata__ ("shardrt.pieces") so that a file
+ * put in another rank's place is recognised. malloc'ed; NULL on OOM. */
+char *shardrt__ck_pieces_str(const shardrt__ck_meta *m, int file);
 
 /* Durably writes dir/meta.json (the checkpoint's commit point). */
 shardrt_status shardrt__meta_write(const shardrt__ck_meta *m, const char *dir);

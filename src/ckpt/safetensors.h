@@ -48,6 +48,7 @@ typedef struct shardrt__st_writer {
   size_t *crc_pos;      /* per tensor: offset of its crc digits */
   bool open;
   bool mid_done;     /* the mid-data crash point has fired */
+  uint32_t header_crc; /* after a successful finish: the header checksum written */
 } shardrt__st_writer;
 
 /* Each tensor needs name, dtype, ndim, shape (offsets are computed).
@@ -70,9 +71,11 @@ typedef struct shardrt__st_file {
   uint64_t file_size, data_start;
   int n;
   shardrt__st_tensor *t;
+  int *by_name;        /* tensor indices sorted by name (unique) */
   int n_meta;
   char **meta_key, **meta_val;
   bool has_header_crc; /* the header carried (and passed) its checksum */
+  uint32_t header_crc; /* CRC32C of the length and header as computed (== stored when present) */
   const unsigned char *map; /* whole-file mapping, after shardrt__st_map */
 } shardrt__st_file;
 

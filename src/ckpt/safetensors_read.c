@@ -2,6 +2,7 @@
 /* safetensors reader. Everything a header claims is checked against the
  * file before any tensor is used, so a truncated or damaged file is one
  * clear SHARDRT_ERR_CORRUPT naming it rather than garbage weights. */
+#define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -27,7 +28,9 @@ void shardrt__st_close(shardrt__st_file *f) {
   f->fd = -1;
   for (int i = 0; i < f->n; i++) free(f->t[i].name);
   free(f->t);
+  free(f->by_name);
   f->t = NULL;
+  f->by_name = NULL;
   f->n = 0;
   for (int i = 0; i < f->n_meta; i++) {
     free(f->meta_key[i]);
@@ -41,6 +44,8 @@ void shardrt__st_close(shardrt__st_file *f) {
 
 static bool parse_hex8(const char *s, uint32_t *out) {
   if (!s || strlen(s) != 8) return false;
+  for (int i = 0; i < 8; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F'))) return false;
   char *end;
   unsigned long v = strtoul(s, &end, 16);
   if (*end) return false;
@@ -63,18 +68,23 @@ static int cmp_begin(const void *a, const void *b) {
   return x->end < y->end ? -1 : x->end > y->end;
 }
 
-static shardrt_status parse_tensor(shardrt__st_file *f, shardrt__jdoc *d, const char *name, yaml_node_t *v,
-                                   shardrt__st_tensor *t) {
+static shardrt_status parse_tensor(shardrt__st_file *f, const char *name, const json_t *v, shardrt__st_tensor *t) {
   const char *p = f->path;
-  const char *dts = shardrt__j_str(shardrt__j_get(d, v, "dtype"));
-  yaml_node_t *shape = shardrt__j_get(d, v, "shape");
-  yaml_node_t *offs = shardrt__j_get(d, v, "data_offsets");
-  if (!dts || !shape || shape->type != YAML_SEQUENCE_NODE || shardrt__j_len(offs) != 2)
-    return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': tensor '%s' lacks dtype, shape or data_offsets [begin, end]", p, name);
+  if (!json_is_object(v))
+    return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': header entry '%s' is not an object {\"dtype\", \"shape\", \"data_offsets\"}",
+                          p, name);
+  const char *dts = shardrt__j_str(shardrt__j_get(v, "dtype"));
+  const json_t *shape = shardrt__j_get(v, "shape");
+  const json_t *offs = shardrt__j_get(v, "data_offsets");
+  if (!dts || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2)
+    return shardrt__error(SHARDRT_ERR_CORRUPT,
+                          "'%s': tensor '%s' needs \"dtype\" (a string), \"shape\" (an array of integers) and "
+                          "\"data_offsets\" (an array [begin, end] of two integers)",
+                          p, name);
   if (!dtype_from(dts, &t->dtype))
     return shardrt__error(SHARDRT_ERR_UNSUPPORTED, "'%s': tensor '%s' has dtype %s; libshardrt reads F32, BF16 and F16", p,
                           name, dts);
-  size_t nd = shardrt__j_len(shape);
+  size_t nd = json_array_size(shape);
   if (nd > SHARDRT__ST_MAX_DIMS)
     return shardrt__error(SHARDRT_ERR_UNSUPPORTED, "'%s': tensor '%s' has %zu dimensions (at most %d)", p, name, nd,
                           SHARDRT__ST_MAX_DIMS);
@@ -82,77 +92,89 @@ static shardrt_status parse_tensor(shardrt__st_file *f, shardrt__jdoc *d, const 
   uint64_t numel = 1;
   for (size_t k = 0; k < nd; k++) {
     int64_t v64;
-    if (!shardrt__j_i64(shardrt__j_at(d, shape, k), &v64) || v64 < 0 || v64 > (int64_t)1 << 48)
-      return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': tensor '%s' has an invalid shape entry %zu", p, name, k);
+    if (!shardrt__j_i64(json_array_get(shape, k), &v64) || v64 < 0)
+      return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': tensor '%s': shape entry %zu is not an integer >= 0", p, name, k);
     t->shape[k] = v64;
-    numel *= (uint64_t)v64;
+    if (__builtin_mul_overflow(numel, (uint64_t)v64, &numel))
+      return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': tensor '%s': the product of its shape overflows 64 bits", p, name);
   }
   int64_t b, e;
-  if (!shardrt__j_i64(shardrt__j_at(d, offs, 0), &b) || !shardrt__j_i64(shardrt__j_at(d, offs, 1), &e) || b < 0 || e < b)
-    return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': tensor '%s' has invalid data_offsets", p, name);
+  if (!shardrt__j_i64(json_array_get(offs, 0), &b) || !shardrt__j_i64(json_array_get(offs, 1), &e) || b < 0 || e < b)
+    return shardrt__error(SHARDRT_ERR_CORRUPT,
+                          "'%s': tensor '%s': data_offsets must be two integers 0 <= begin <= end", p, name);
   t->begin = (uint64_t)b;
   t->end = (uint64_t)e;
-  if (numel * shardrt_dtype_size(t->dtype) != t->end - t->begin)
-    return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': tensor '%s' spans %llu bytes but its shape and dtype need %llu", p, name,
-                          (unsigned long long)(t->end - t->begin),
-                          (unsigned long long)(numel * shardrt_dtype_size(t->dtype)));
+  uint64_t need;
+  if (__builtin_mul_overflow(numel, (uint64_t)shardrt_dtype_size(t->dtype), &need) || need != t->end - t->begin)
+    return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': tensor '%s' spans %llu bytes but its shape and dtype need %llu%s", p,
+                          name, (unsigned long long)(t->end - t->begin), (unsigned long long)(numel * shardrt_dtype_size(t->dtype)),
+                          need / shardrt_dtype_size(t->dtype) != numel ? " (overflow)" : "");
   t->name = strdup(name);
   if (!t->name) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "reading '%s'", p);
   return SHARDRT_OK;
 }
 
-static shardrt_status parse_header(shardrt__st_file *f, const char *hdr, size_t hlen) {
-  shardrt__jdoc d;
-  SHARDRT__CHECK(shardrt__jdoc_parse(&d, hdr, hlen, f->path));
-  shardrt_status rc = SHARDRT_OK;
-  yaml_node_t *root = shardrt__j_root(&d);
-  size_t np = shardrt__j_len(root);
-  if (root->type != YAML_MAPPING_NODE) {
-    rc = shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': the safetensors header is not a JSON object", f->path);
-    goto out;
+static shardrt_status parse_metadata(shardrt__st_file *f, const json_t *v) {
+  if (!json_is_object(v))
+    return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': \"__metadata__\" is not an object of string values", f->path);
+  size_t nm = json_object_size(v);
+  f->meta_key = calloc(nm ? nm : 1, sizeof(char *));
+  f->meta_val = calloc(nm ? nm : 1, sizeof(char *));
+  if (!f->meta_key || !f->meta_val) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "reading '%s'", f->path);
+  const char *mk;
+  json_t *mv;
+  json_object_foreach((json_t *)v, mk, mv) {
+    if (!json_is_string(mv))
+      return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': __metadata__ value of '%s' is not a string (only strings are allowed)",
+                            f->path, mk);
+    int k = f->n_meta;
+    f->meta_key[k] = strdup(mk);
+    f->meta_val[k] = strdup(json_string_value(mv));
+    f->n_meta = k + 1; /* counted before the check: close frees what was set */
+    if (!f->meta_key[k] || !f->meta_val[k]) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "reading '%s'", f->path);
   }
+  return SHARDRT_OK;
+}
+
+static int by_name_cmp(const void *a, const void *b, void *arg) {
+  const shardrt__st_tensor *t = arg;
+  return strcmp(t[*(const int *)a].name, t[*(const int *)b].name);
+}
+
+static shardrt_status parse_header(shardrt__st_file *f, const char *hdr, size_t hlen) {
+  json_t *root;
+  SHARDRT__CHECK(shardrt__json_parse(hdr, hlen, f->path, &root));
+  shardrt_status rc = SHARDRT_OK;
+  size_t np = json_object_size(root);
   f->t = calloc(np ? np : 1, sizeof *f->t);
-  if (!f->t) {
+  f->by_name = calloc(np ? np : 1, sizeof *f->by_name);
+  if (!f->t || !f->by_name) {
     rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "reading '%s'", f->path);
     goto out;
   }
-  for (size_t i = 0; i < np; i++) {
-    const char *key;
-    yaml_node_t *v;
-    if (!shardrt__j_pair(&d, root, i, &key, &v)) {
-      rc = shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': header entry %zu is not \"name\": {...}", f->path, i);
-      goto out;
-    }
+  const char *key;
+  json_t *v;
+  json_object_foreach(root, key, v) {
     if (strcmp(key, "__metadata__") == 0) {
-      size_t nm = shardrt__j_len(v);
-      f->meta_key = calloc(nm ? nm : 1, sizeof(char *));
-      f->meta_val = calloc(nm ? nm : 1, sizeof(char *));
-      if (!f->meta_key || !f->meta_val) {
-        rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "reading '%s'", f->path);
-        goto out;
-      }
-      for (size_t k = 0; k < nm; k++) {
-        const char *mk;
-        yaml_node_t *mv;
-        if (!shardrt__j_pair(&d, v, k, &mk, &mv) || !shardrt__j_str(mv)) {
-          rc = shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': __metadata__ entry %zu is not a string", f->path, k);
-          goto out;
-        }
-        f->meta_key[k] = strdup(mk);
-        f->meta_val[k] = strdup(shardrt__j_str(mv));
-        f->n_meta = (int)k + 1;
-        if (!f->meta_key[k] || !f->meta_val[k]) {
-          rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "reading '%s'", f->path);
-          goto out;
-        }
-      }
+      SHARDRT__CHECK_GOTO(parse_metadata(f, v), rc, out);
       continue;
     }
-    SHARDRT__CHECK_GOTO(parse_tensor(f, &d, key, v, &f->t[f->n]), rc, out);
+    SHARDRT__CHECK_GOTO(parse_tensor(f, key, v, &f->t[f->n]), rc, out);
+    f->by_name[f->n] = f->n;
     f->n++;
   }
+  /* Sorted index for lookups (a header may hold a million tensors). The
+   * parser already refused duplicate keys; checked again because lookups
+   * rely on names being unique. */
+  qsort_r(f->by_name, (size_t)f->n, sizeof *f->by_name, by_name_cmp, f->t);
+  for (int i = 1; i < f->n; i++)
+    if (strcmp(f->t[f->by_name[i - 1]].name, f->t[f->by_name[i]].name) == 0) {
+      rc = shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': tensor '%s' appears twice (names must be unique)", f->path,
+                          f->t[f->by_name[i]].name);
+      goto out;
+    }
 out:
-  shardrt__jdoc_free(&d);
+  json_decref(root);
   return rc;
 }
 
@@ -177,13 +199,17 @@ static shardrt_status check_layout(shardrt__st_file *f) {
     return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s' is %s: its header describes %llu bytes, the file has %llu", f->path,
                           f->data_start + at > f->file_size ? "truncated" : "longer than its header says",
                           (unsigned long long)(f->data_start + at), (unsigned long long)f->file_size);
-  for (int i = 0; i < f->n; i++) {
-    char key[4200];
-    snprintf(key, sizeof key, "crc32c:%s", f->t[i].name);
-    const char *v = shardrt__st_meta(f, key);
-    if (v && !parse_hex8(v, &f->t[i].crc))
-      return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': checksum of tensor '%s' is not 8 hex digits", f->path, f->t[i].name);
-    f->t[i].has_crc = v != NULL;
+  /* Tensor checksums: "crc32c:<name>" keys of __metadata__. */
+  for (int k = 0; k < f->n_meta; k++) {
+    if (strncmp(f->meta_key[k], "crc32c:", 7) != 0) continue;
+    int i = shardrt__st_find(f, f->meta_key[k] + 7);
+    if (i < 0)
+      return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': __metadata__ has checksum '%s' for a tensor the file does not hold",
+                            f->path, f->meta_key[k]);
+    if (!parse_hex8(f->meta_val[k], &f->t[i].crc))
+      return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': checksum of tensor '%s' is \"%s\", not 8 hex digits", f->path,
+                            f->t[i].name, f->meta_val[k]);
+    f->t[i].has_crc = true;
   }
   return SHARDRT_OK;
 }
@@ -241,6 +267,7 @@ shardrt_status shardrt__st_open(shardrt__st_file *f, const char *path) {
       goto fail;
     }
     f->has_header_crc = true;
+    f->header_crc = got;
   }
   SHARDRT__CHECK_GOTO(parse_header(f, hdr, hlen), rc, fail);
   SHARDRT__CHECK_GOTO(check_layout(f), rc, fail);
@@ -253,8 +280,13 @@ fail:
 }
 
 int shardrt__st_find(const shardrt__st_file *f, const char *name) {
-  for (int i = 0; i < f->n; i++)
-    if (strcmp(f->t[i].name, name) == 0) return i;
+  int lo = 0, hi = f->n - 1;
+  while (lo <= hi) {
+    int mid = lo + (hi - lo) / 2, c = strcmp(f->t[f->by_name[mid]].name, name);
+    if (c == 0) return f->by_name[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
   return -1;
 }
 

@@ -190,7 +190,8 @@ shardrt_status shardrt__stw_finish(shardrt__st_writer *w) {
     w->cur_crc = 0;
   }
   for (int i = 0; i < w->n; i++) put_hex(w->header + w->crc_pos[i], w->t[i].crc);
-  put_hex(w->header + w->hdr_crc_pos, shardrt__crc32c(0, w->header, w->header_len));
+  w->header_crc = shardrt__crc32c(0, w->header, w->header_len);
+  put_hex(w->header + w->hdr_crc_pos, w->header_crc);
   SHARDRT__CHECK_GOTO(shardrt__wfile_pwrite(&w->f, w->header, w->header_len, 0), rc, fail);
   rc = shardrt__wfile_commit(&w->f);
   release(w);

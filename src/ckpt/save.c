@@ -2,6 +2,8 @@
 /* Saving: full weights streamed through rank 0, and sharded checkpoints in
  * which every rank writes only what it owns. */
 #include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +49,8 @@ static int *param_order(shardrt_ctx *ctx) {
   return ord;
 }
 
-shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, uint64_t *bytes) {
+shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, const char *ckpt_id,
+                                     uint64_t *bytes, uint32_t *header_crc) {
   bool root = shardrt_rank(ctx) == 0;
   int np = shardrt_num_params(ctx), nu = shardrt_num_units(ctx);
   shardrt__st_writer w = {0};
@@ -72,8 +75,8 @@ shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt
         tens[k] = (shardrt__st_tensor){.name = (char *)pi.name, .dtype = dtype, .ndim = pi.ndim};
         memcpy(tens[k].shape, pi.shape, sizeof pi.shape);
       }
-      const char *meta[] = {"format", "pt", "shardrt.dtype", shardrt_dtype_name(dtype)};
-      rc = shardrt__stw_begin(&w, path, tens, np, meta, 2);
+      const char *meta[] = {"format", "pt", "shardrt.dtype", shardrt_dtype_name(dtype), "shardrt.checkpoint_id", ckpt_id};
+      rc = shardrt__stw_begin(&w, path, tens, np, meta, ckpt_id ? 3 : 2);
     }
   }
   rc = shardrt__ck_agree(ctx, rc);
@@ -104,6 +107,7 @@ shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt
   if (root) {
     if (bytes) *bytes = w.data_start + w.data_bytes;
     if (wrc == SHARDRT_OK) wrc = shardrt__stw_finish(&w);
+    if (wrc == SHARDRT_OK && header_crc) *header_crc = w.header_crc;
   }
   rc = shardrt__ck_agree(ctx, wrc);
 out:
@@ -122,7 +126,7 @@ shardrt_status shardrt_save_weights(shardrt_ctx *ctx, const char *path, shardrt_
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights: dtype %d is not fp32, bf16 or fp16", (int)dtype);
   SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_SAVE, NULL, 0, 0, 0));
   shardrt__crash_arm();
-  return shardrt__ck_save_full(ctx, path, dtype, NULL);
+  return shardrt__ck_save_full(ctx, path, dtype, NULL, NULL, NULL);
 }
 
 /* Splits every unit into pieces, one per writing rank. Ranks owning the same
@@ -171,7 +175,8 @@ static shardrt_status make_pieces(shardrt__ck_meta *m, const int64_t *ranges /* 
   return SHARDRT_OK;
 }
 
-static shardrt_status write_rank_file(shardrt_ctx *ctx, const shardrt__ck_meta *m, const char *path, uint64_t *bytes) {
+static shardrt_status write_rank_file(shardrt_ctx *ctx, const shardrt__ck_meta *m, const char *path, uint64_t *bytes,
+                                      uint32_t *header_crc) {
   int rank = shardrt_rank(ctx);
   int n = 0;
   for (int u = 0; u < m->nunits; u++)
@@ -184,7 +189,10 @@ static shardrt_status write_rank_file(shardrt_ctx *ctx, const shardrt__ck_meta *
   void *conv = malloc(CONV_ELEMS * sizeof(float));
   shardrt__st_writer w = {0};
   shardrt_status rc = SHARDRT_OK;
-  if (!tens || !names || !buf || !conv) {
+  char *pieces = shardrt__ck_pieces_str(m, rank);
+  char rank_s[16];
+  snprintf(rank_s, sizeof rank_s, "%d", rank);
+  if (!tens || !names || !buf || !conv || !pieces) {
     rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "checkpoint: writing '%s'", path);
     goto out;
   }
@@ -200,8 +208,10 @@ static shardrt_status write_rank_file(shardrt_ctx *ctx, const shardrt__ck_meta *
         t++;
       }
     }
-  const char *meta[] = {"format", "shardrt-shard"};
-  SHARDRT__CHECK_GOTO(shardrt__stw_begin(&w, path, tens, n, meta, 1), rc, out);
+  /* Identity: which checkpoint, rank and pieces this file is (checked on load). */
+  const char *meta[] = {"format", "shardrt-shard", "shardrt.checkpoint_id", m->ckpt_id, "shardrt.rank", rank_s,
+                        "shardrt.pieces", pieces};
+  SHARDRT__CHECK_GOTO(shardrt__stw_begin(&w, path, tens, n, meta, 4), rc, out);
   for (int u = 0; u < m->nunits; u++)
     for (int k = 0; k < m->units[u].npieces; k++) {
       const shardrt__ck_piece *pc = &m->units[u].pieces[k];
@@ -222,6 +232,7 @@ static shardrt_status write_rank_file(shardrt_ctx *ctx, const shardrt__ck_meta *
     }
   *bytes = w.data_start + w.data_bytes;
   rc = shardrt__stw_finish(&w);
+  *header_crc = w.header_crc;
   goto out;
 fail:
   shardrt__stw_abort(&w);
@@ -230,7 +241,22 @@ out:
   free(names);
   free(buf);
   free(conv);
+  free(pieces);
   return rc;
+}
+
+/* 16 hex digits, new for every save, so that a file left from another save
+ * (same names, same sizes) is told apart. */
+static void new_ckpt_id(char out[17]) {
+  uint64_t v = 0;
+  FILE *f = fopen("/dev/urandom", "rb");
+  if (!f || fread(&v, sizeof v, 1, f) != 1) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    v = (uint64_t)t.tv_sec * 1000000007ull ^ (uint64_t)t.tv_nsec ^ (uint64_t)getpid() << 40;
+  }
+  if (f) fclose(f);
+  snprintf(out, 17, "%016llx", (unsigned long long)v);
 }
 
 static shardrt_dtype default_full_dtype(shardrt_ctx *ctx) {
@@ -259,7 +285,6 @@ shardrt_status shardrt_save_checkpoint(shardrt_ctx *ctx, const char *dir, const 
   bool full = o.format == SHARDRT_CKPT_FULL ||
               (o.format == SHARDRT_CKPT_FROM_PLAN && shardrt_get_plan(ctx)->state_dict_type == SHARDRT_FULL_STATE_DICT);
   int rank = shardrt_rank(ctx), world = shardrt_world_size(ctx), nu = shardrt_num_units(ctx);
-  shardrt__comm *c = shardrt__ctx_comm(ctx);
   shardrt__crash_arm();
 
   shardrt__ck_meta m;
@@ -268,6 +293,7 @@ shardrt_status shardrt_save_checkpoint(shardrt_ctx *ctx, const char *dir, const 
   uint64_t *sizes = NULL;
   char path[4096];
   shardrt_status rc = shardrt__ck_describe(ctx, &m, &plan_json);
+  if (rank == 0) new_ckpt_id(m.ckpt_id);
   if (rc == SHARDRT_OK) rc = shardrt__mkdir_p(dir);
   if (rc == SHARDRT_OK && rank == 0) {
     /* Un-complete an older checkpoint in the same place before touching its files. */
@@ -275,17 +301,18 @@ shardrt_status shardrt_save_checkpoint(shardrt_ctx *ctx, const char *dir, const 
     rc = shardrt__unlink_durable(path);
   }
   ranges = calloc((size_t)world * (size_t)nu * 2 + 2, sizeof *ranges);
-  sizes = calloc((size_t)world + 1, sizeof *sizes);
+  sizes = calloc(2 * (size_t)world + 2, sizeof *sizes);
   m.files = calloc((size_t)world + 1, sizeof *m.files);
   if (rc == SHARDRT_OK && (!ranges || !sizes || !m.files))
     rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "checkpoint: %d ranks x %d units", world, nu);
   SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
+  SHARDRT__CHECK_GOTO(shardrt__ck_bcast_str(ctx, m.ckpt_id, sizeof m.ckpt_id), rc, out);
 
   int64_t *mine = malloc((size_t)nu * 2 * sizeof *mine + 16);
   if (!mine) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "checkpoint: ranges");
   SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
   for (int u = 0; u < nu; u++) shardrt__state_range(ctx, u, &mine[2 * u], &mine[2 * u + 1]);
-  rc = c->i->allgather_host(c->self, mine, ranges, (size_t)nu * 2 * sizeof *mine);
+  rc = shardrt__ck_allgather(ctx, mine, ranges, (size_t)nu * 2 * sizeof *mine);
   free(mine);
   if (rc != SHARDRT_OK) goto out;
   SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, make_pieces(&m, ranges)), rc, out);
@@ -298,7 +325,8 @@ shardrt_status shardrt_save_checkpoint(shardrt_ctx *ctx, const char *dir, const 
     m.model_dtype = o.full_dtype < 0 ? default_full_dtype(ctx) : (shardrt_dtype)o.full_dtype;
     snprintf(m.model_file, sizeof m.model_file, "%s", SHARDRT__CK_MODEL_FILE);
     snprintf(path, sizeof path, "%s/%s", dir, SHARDRT__CK_MODEL_FILE);
-    SHARDRT__CHECK_GOTO(shardrt__ck_save_full(ctx, path, m.model_dtype, &m.model_bytes), rc, out);
+    SHARDRT__CHECK_GOTO(shardrt__ck_save_full(ctx, path, m.model_dtype, m.ckpt_id, &m.model_bytes, &m.model_header_crc),
+                        rc, out);
     /* The rank files keep the exact parameters only when the model file cannot. */
     m.in_shards[SHARDRT__ROLE_PARAM] =
         !(m.model_dtype == SHARDRT_F32 || m.model_dtype == m.role_dtype[SHARDRT__ROLE_PARAM]);
@@ -309,11 +337,16 @@ shardrt_status shardrt_save_checkpoint(shardrt_ctx *ctx, const char *dir, const 
   m.nfiles = world;
   for (int r = 0; r < world; r++) shardrt__ck_rank_file(r, m.files[r].name, sizeof m.files[r].name);
   snprintf(path, sizeof path, "%s/%s", dir, m.files[rank].name);
-  uint64_t mybytes = 0;
-  rc = write_rank_file(ctx, &m, path, &mybytes);
+  uint64_t mine2[2] = {0, 0}; /* bytes, header checksum */
+  uint32_t mycrc = 0;
+  rc = write_rank_file(ctx, &m, path, &mine2[0], &mycrc);
+  mine2[1] = mycrc;
   SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
-  SHARDRT__CHECK_GOTO(c->i->allgather_host(c->self, &mybytes, sizes, sizeof mybytes), rc, out);
-  for (int r = 0; r < world; r++) m.files[r].bytes = sizes[r];
+  SHARDRT__CHECK_GOTO(shardrt__ck_allgather(ctx, mine2, sizes, sizeof mine2), rc, out);
+  for (int r = 0; r < world; r++) {
+    m.files[r].bytes = sizes[2 * r];
+    m.files[r].header_crc = (uint32_t)sizes[2 * r + 1];
+  }
 
   /* Every rank file is durable (the agree above is the barrier); now commit. */
   if (rank == 0) {
@@ -348,6 +381,7 @@ shardrt_status shardrt_ckpt_maybe_save(shardrt_ctx *ctx, const char *root, int64
   o.user_blob = user_blob;
   o.user_len = user_len;
   SHARDRT__CHECK(shardrt_save_checkpoint(ctx, dir, &o));
+  if (shardrt_rank(ctx) == 0) shardrt__ckpt_cleanup(root, dir); /* what crashed saves left */
   if (saved) *saved = true;
   return SHARDRT_OK;
 }

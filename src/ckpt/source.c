@@ -9,6 +9,57 @@
 
 #define CHUNK_BYTES (8u << 20)
 
+shardrt_status shardrt__ck_verify_file(const shardrt__ck_meta *m, int file, const shardrt__st_file *f) {
+  const char *p = f->path;
+  uint32_t want = file < 0 ? m->model_header_crc : m->files[file].header_crc;
+  if (!f->has_header_crc)
+    return shardrt__error(SHARDRT_ERR_CORRUPT,
+                          "'%s' carries no header checksum (shardrt.header_crc32c): every file of a checkpoint must, "
+                          "so it was not written by this checkpoint's save",
+                          p);
+  const char *id = shardrt__st_meta(f, "shardrt.checkpoint_id");
+  if (!id || strcmp(id, m->ckpt_id) != 0)
+    return shardrt__error(SHARDRT_ERR_CORRUPT,
+                          "'%s' belongs to checkpoint %s, not to %s that meta.json describes: a stale file from another "
+                          "save (or meta.json is)",
+                          p, id ? id : "(none)", m->ckpt_id);
+  if (file >= 0) {
+    const char *rk = shardrt__st_meta(f, "shardrt.rank");
+    char want_rank[16];
+    snprintf(want_rank, sizeof want_rank, "%d", file);
+    if (!rk || strcmp(rk, want_rank) != 0)
+      return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s' is rank %s's file, but it is in the place of rank %d's: files swapped or copied",
+                            p, rk ? rk : "(none)", file);
+    char *pieces = shardrt__ck_pieces_str(m, file);
+    if (!pieces) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "checking '%s'", p);
+    const char *got = shardrt__st_meta(f, "shardrt.pieces");
+    bool same = got && strcmp(got, pieces) == 0;
+    if (!same)
+      shardrt__error(SHARDRT_ERR_CORRUPT, "'%s' holds pieces \"%.200s\", meta.json places \"%.200s\" there", p,
+                     got ? got : "(none)", pieces);
+    free(pieces);
+    if (!same) return SHARDRT_ERR_CORRUPT;
+  }
+  if (f->header_crc != want)
+    return shardrt__error(SHARDRT_ERR_CORRUPT, "'%s': header checksum %08x, meta.json recorded %08x: the file was replaced", p,
+                          f->header_crc, want);
+  return SHARDRT_OK;
+}
+
+shardrt_status shardrt__ck_verify_all(const char *dir, const shardrt__ck_meta *m) {
+  char path[4200];
+  for (int i = -1; i < m->nfiles; i++) {
+    if (i < 0 && !m->model_file[0]) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, i < 0 ? m->model_file : m->files[i].name);
+    shardrt__st_file f;
+    SHARDRT__CHECK(shardrt__st_open(&f, path));
+    shardrt_status rc = shardrt__ck_verify_file(m, i, &f);
+    shardrt__st_close(&f);
+    if (rc != SHARDRT_OK) return rc;
+  }
+  return SHARDRT_OK;
+}
+
 shardrt_status shardrt__src_open(shardrt__ck_src *s, const char *dir) {
   memset(s, 0, sizeof *s);
   s->model.fd = -1;
@@ -55,6 +106,11 @@ shardrt_status shardrt__src_model(shardrt__ck_src *s, shardrt__st_file **out) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", s->dir, s->meta.model_file);
     SHARDRT__CHECK(shardrt__st_open(&s->model, path));
+    shardrt_status rc = shardrt__ck_verify_file(&s->meta, -1, &s->model);
+    if (rc != SHARDRT_OK) {
+      shardrt__st_close(&s->model);
+      return rc;
+    }
   }
   *out = &s->model;
   return SHARDRT_OK;
@@ -64,7 +120,10 @@ static shardrt_status open_file(shardrt__ck_src *s, int i) {
   if (s->files[i].fd >= 0) return SHARDRT_OK;
   char path[4200];
   snprintf(path, sizeof path, "%s/%s", s->dir, s->meta.files[i].name);
-  return shardrt__st_open(&s->files[i], path);
+  SHARDRT__CHECK(shardrt__st_open(&s->files[i], path));
+  shardrt_status rc = shardrt__ck_verify_file(&s->meta, i, &s->files[i]);
+  if (rc != SHARDRT_OK) shardrt__st_close(&s->files[i]);
+  return rc;
 }
 
 typedef struct stream_ctx {

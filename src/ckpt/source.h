@@ -18,8 +18,17 @@ typedef struct shardrt__ck_src {
   uint64_t bytes_read;
 } shardrt__ck_src;
 
+/* Checks that f, opened from the checkpoint's file `file` (-1: the model
+ * file), belongs to this checkpoint: it carries a header checksum equal to
+ * the one meta.json recorded, the checkpoint's id, and (rank files) its
+ * rank and pieces. A swapped, duplicated or stale file is
+ * SHARDRT_ERR_CORRUPT naming it and what it is instead. */
+shardrt_status shardrt__ck_verify_file(const shardrt__ck_meta *m, int file, const shardrt__st_file *f);
+/* Opens the header of every file m lists under dir and verifies it. */
+shardrt_status shardrt__ck_verify_all(const char *dir, const shardrt__ck_meta *m);
+
 /* Reads and checks dir/meta.json and that every listed file is present
- * with its recorded size. */
+ * with its recorded size; each file is verified when first opened. */
 shardrt_status shardrt__src_open(shardrt__ck_src *s, const char *dir);
 void shardrt__src_close(shardrt__ck_src *s); /* NULL-safe */
 /* Index of a parameter in s->meta.params, -1 when absent. */

@@ -62,6 +62,7 @@ typedef struct mpi_comm {
   progress_thread pt;
   double timeout_s; /* > 0: wait() gives up after this long */
   bool broken;      /* a wait timed out: requests may be pending forever */
+  bool debug;       /* SHARDRT_DEBUG=collectives: the runtime checks every collective first */
 } mpi_comm;
 
 /* MPI user ops get no context pointer: the datatypes are process-wide. */
@@ -114,6 +115,20 @@ static shardrt_status new_req(shardrt__req **req) {
   (*req)->r = MPI_REQUEST_NULL;
   return SHARDRT_OK;
 }
+
+/* A request whose MPI_I* call failed was never started: free it here, or
+ * it leaks (the caller gets no request to wait on). */
+static shardrt_status start_failed(shardrt__req **req, int err, const char *what) {
+  free(*req);
+  *req = NULL;
+  return mpi_fail(err, what);
+}
+
+#define MPISTART(call, what)                                   \
+  do {                                                         \
+    int e__ = (call);                                          \
+    if (e__ != MPI_SUCCESS) return start_failed(req, e__, what); \
+  } while (0)
 
 static bool staged(const mpi_comm *m) { return m->dev && m->dev->is_cuda; }
 
@@ -235,6 +250,19 @@ static shardrt_status stage_reserve(mpi_comm *m, size_t bytes) {
 }
 
 
+static shardrt_status timed_wait_r(mpi_comm *m, MPI_Request *r, int *err, const char *what);
+
+/* A blocking collective as its non-blocking form + the timed wait, so that
+ * SHARDRT_COLL_TIMEOUT_S bounds it like every other. `e` is the MPI_I*
+ * call's result, r its request. */
+static shardrt_status blocking(mpi_comm *m, int e, MPI_Request *r, const char *what) {
+  if (e != MPI_SUCCESS) return mpi_fail(e, what);
+  if (m->broken) return shardrt__error(SHARDRT_ERR_COMM, "a collective timed out earlier: communication is broken");
+  SHARDRT__CHECK(timed_wait_r(m, r, &e, what));
+  if (e != MPI_SUCCESS) return mpi_fail(e, what);
+  return SHARDRT_OK;
+}
+
 static shardrt_status to_host(mpi_comm *m, void *dst, const void *src, size_t bytes) {
   SHARDRT__CHECK(m->dev->i->copy(m->dev->self, dst, src, bytes, SHARDRT__D2H));
   return m->dev->i->sync(m->dev->self);
@@ -258,12 +286,13 @@ static shardrt_status mpi_all_gather(void *self, shardrt__group g, const void *s
     SHARDRT__CHECK(stage_reserve(m, piece * size));
     char *h = m->stage;
     SHARDRT__CHECK(to_host(m, h + (size_t)rank * piece, send, piece));
-    MPICHECK(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, (int)count, mpi_type(m, dt), m->comm[g]),
-             "all_gather");
+    MPI_Request r;
+    SHARDRT__CHECK(blocking(m, MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, (int)count, mpi_type(m, dt), m->comm[g], &r),
+                            &r, "all_gather (staged)"));
     return to_dev(m, recv, h, piece * size);
   }
   SHARDRT__CHECK(new_req(req));
-  MPICHECK(MPI_Iallgather(in_place ? MPI_IN_PLACE : send, (int)count, mpi_type(m, dt), recv, (int)count,
+  MPISTART(MPI_Iallgather(in_place ? MPI_IN_PLACE : send, (int)count, mpi_type(m, dt), recv, (int)count,
                           mpi_type(m, dt), m->comm[g], &(*req)->r),
            "all_gather");
   hand_over(m, *req);
@@ -282,12 +311,14 @@ static shardrt_status mpi_reduce_scatter(void *self, shardrt__group g, const voi
     SHARDRT__CHECK(stage_reserve(m, piece * (size + 1)));
     char *h = m->stage;
     SHARDRT__CHECK(to_host(m, h, send, piece * size));
-    MPICHECK(MPI_Reduce_scatter_block(h, h + piece * size, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g]),
-             "reduce_scatter");
+    MPI_Request r;
+    SHARDRT__CHECK(blocking(m, MPI_Ireduce_scatter_block(h, h + piece * size, (int)count, mpi_type(m, dt), mpi_sum(m, dt),
+                                                         m->comm[g], &r),
+                            &r, "reduce_scatter (staged)"));
     return to_dev(m, recv, h + piece * size, piece);
   }
   SHARDRT__CHECK(new_req(req));
-  MPICHECK(MPI_Ireduce_scatter_block(send, recv, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &(*req)->r),
+  MPISTART(MPI_Ireduce_scatter_block(send, recv, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &(*req)->r),
            "reduce_scatter");
   hand_over(m, *req);
   return SHARDRT_OK;
@@ -302,12 +333,13 @@ static shardrt_status mpi_all_reduce(void *self, shardrt__group g, void *buf, si
   if (staged(m)) {
     SHARDRT__CHECK(stage_reserve(m, bytes));
     SHARDRT__CHECK(to_host(m, m->stage, buf, bytes));
-    MPICHECK(MPI_Allreduce(MPI_IN_PLACE, m->stage, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g]),
-             "all_reduce");
+    MPI_Request r;
+    SHARDRT__CHECK(blocking(m, MPI_Iallreduce(MPI_IN_PLACE, m->stage, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &r),
+                            &r, "all_reduce (staged)"));
     return to_dev(m, buf, m->stage, bytes);
   }
   SHARDRT__CHECK(new_req(req));
-  MPICHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &(*req)->r),
+  MPISTART(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &(*req)->r),
            "all_reduce");
   hand_over(m, *req);
   return SHARDRT_OK;
@@ -322,11 +354,12 @@ static shardrt_status mpi_broadcast(void *self, shardrt__group g, void *buf, siz
   if (staged(m)) {
     SHARDRT__CHECK(stage_reserve(m, bytes));
     SHARDRT__CHECK(to_host(m, m->stage, buf, bytes));
-    MPICHECK(MPI_Bcast(m->stage, (int)bytes, MPI_BYTE, root, m->comm[g]), "broadcast");
+    MPI_Request r;
+    SHARDRT__CHECK(blocking(m, MPI_Ibcast(m->stage, (int)bytes, MPI_BYTE, root, m->comm[g], &r), &r, "broadcast (staged)"));
     return to_dev(m, buf, m->stage, bytes);
   }
   SHARDRT__CHECK(new_req(req));
-  MPICHECK(MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, m->comm[g], &(*req)->r), "broadcast");
+  MPISTART(MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, m->comm[g], &(*req)->r), "broadcast");
   hand_over(m, *req);
   return SHARDRT_OK;
 }
@@ -334,16 +367,16 @@ static shardrt_status mpi_broadcast(void *self, shardrt__group g, void *buf, siz
 /* MPI_Wait within the backend's timeout. On a timeout the request is left
  * to MPI (it may still complete into its buffers) and the backend is
  * marked broken. */
-static shardrt_status timed_wait(mpi_comm *m, shardrt__req *req, int *err) {
+static shardrt_status timed_wait_r(mpi_comm *m, MPI_Request *r, int *err, const char *what) {
   if (m->timeout_s <= 0) {
-    *err = MPI_Wait(&req->r, MPI_STATUS_IGNORE);
+    *err = MPI_Wait(r, MPI_STATUS_IGNORE);
     return SHARDRT_OK;
   }
   struct timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
     int flag = 0;
-    *err = MPI_Test(&req->r, &flag, MPI_STATUS_IGNORE);
+    *err = MPI_Test(r, &flag, MPI_STATUS_IGNORE);
     if (*err != MPI_SUCCESS || flag) return SHARDRT_OK;
     clock_gettime(CLOCK_MONOTONIC, &t);
     if ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) > m->timeout_s) {
@@ -351,9 +384,12 @@ static shardrt_status timed_wait(mpi_comm *m, shardrt__req *req, int *err) {
       int rank = -1;
       MPI_Comm_rank(m->comm[SHARDRT__GROUP_WORLD], &rank);
       return shardrt__error(SHARDRT_ERR_TIMEOUT,
-                            "rank %d: a collective did not complete in %g s (SHARDRT_COLL_TIMEOUT_S): another rank "
-                            "stopped or issues different collectives; run with SHARDRT_DEBUG=collectives to see which",
-                            rank, m->timeout_s);
+                            "rank %d: %s did not complete in %g s (SHARDRT_COLL_TIMEOUT_S): another rank stopped or "
+                            "issues different collectives; %s",
+                            rank, what ? what : "a collective", m->timeout_s,
+                            m->debug ? "every rank passed the SHARDRT_DEBUG=collectives check before it, so the missing "
+                                       "rank stopped between that check and this collective"
+                                     : "run with SHARDRT_DEBUG=collectives to name the rank that did not arrive");
     }
   }
 }
@@ -361,7 +397,6 @@ static shardrt_status timed_wait(mpi_comm *m, shardrt__req *req, int *err) {
 static shardrt_status mpi_wait(void *self, shardrt__req *req) {
   mpi_comm *m = self;
   if (!req) return SHARDRT_OK;
-  if (m->broken) return shardrt__error(SHARDRT_ERR_COMM, "a collective timed out earlier: communication is broken");
   int e = MPI_SUCCESS;
   bool finished = false;
   if (m->pt.on) {
@@ -380,8 +415,13 @@ static shardrt_status mpi_wait(void *self, shardrt__req *req) {
     }
     pthread_mutex_unlock(&m->pt.mu);
   }
-  if (!finished) SHARDRT__CHECK(timed_wait(m, req, &e)); /* a timed-out request stays with MPI */
+  /* Our record is freed on every path; after a timeout the MPI request
+   * itself stays with MPI (collectives cannot be cancelled). */
+  shardrt_status rc = SHARDRT_OK;
+  if (!finished && m->broken) rc = shardrt__error(SHARDRT_ERR_COMM, "a collective timed out earlier: communication is broken");
+  else if (!finished) rc = timed_wait_r(m, &req->r, &e, NULL);
   free(req);
+  if (rc != SHARDRT_OK) return rc;
   if (e != MPI_SUCCESS) return mpi_fail(e, "wait");
   return SHARDRT_OK;
 }
@@ -397,34 +437,36 @@ static shardrt_status mpi_progress(void *self, shardrt__req *req) {
 
 static shardrt_status mpi_allreduce_host_f64(void *self, shardrt__group g, double *vals, int n) {
   mpi_comm *m = self;
-  MPICHECK(MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, m->comm[g]), "allreduce(host)");
-  return SHARDRT_OK;
+  MPI_Request r;
+  return blocking(m, MPI_Iallreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, m->comm[g], &r), &r, "allreduce(host)");
 }
 
 static shardrt_status mpi_allreduce_host_max_i64(void *self, int64_t *vals, int n) {
   mpi_comm *m = self;
-  MPICHECK(MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_INT64_T, MPI_MAX, m->comm[SHARDRT__GROUP_WORLD]),
-           "allreduce(host max)");
-  return SHARDRT_OK;
+  MPI_Request r;
+  return blocking(m, MPI_Iallreduce(MPI_IN_PLACE, vals, n, MPI_INT64_T, MPI_MAX, m->comm[SHARDRT__GROUP_WORLD], &r), &r,
+                  "allreduce(host max)");
 }
 
 static shardrt_status mpi_allgather_host(void *self, const void *send, void *recv, size_t bytes) {
   mpi_comm *m = self;
-  MPICHECK(MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, m->comm[SHARDRT__GROUP_WORLD]),
-           "allgather(host)");
-  return SHARDRT_OK;
+  if (bytes > (size_t)INT_MAX) return check_count(bytes, 1, "allgather(host)");
+  MPI_Request r;
+  return blocking(m, MPI_Iallgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, m->comm[SHARDRT__GROUP_WORLD], &r),
+                  &r, "allgather(host)");
 }
 
 static shardrt_status mpi_bcast_host(void *self, void *buf, size_t bytes, int root) {
   mpi_comm *m = self;
-  MPICHECK(MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, m->comm[SHARDRT__GROUP_WORLD]), "bcast(host)");
-  return SHARDRT_OK;
+  if (bytes > (size_t)INT_MAX) return check_count(bytes, 1, "bcast(host)");
+  MPI_Request r;
+  return blocking(m, MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, m->comm[SHARDRT__GROUP_WORLD], &r), &r, "bcast(host)");
 }
 
 static shardrt_status mpi_barrier(void *self) {
   mpi_comm *m = self;
-  MPICHECK(MPI_Barrier(m->comm[SHARDRT__GROUP_WORLD]), "barrier");
-  return SHARDRT_OK;
+  MPI_Request r;
+  return blocking(m, MPI_Ibarrier(m->comm[SHARDRT__GROUP_WORLD], &r), &r, "barrier");
 }
 
 static void mpi_destroy(void *self) {
@@ -439,7 +481,7 @@ static void mpi_destroy(void *self) {
     if (m->sum_bf16 != MPI_OP_NULL) MPI_Op_free(&m->sum_bf16);
     if (m->sum_f16 != MPI_OP_NULL) MPI_Op_free(&m->sum_f16);
   }
-  if (m->stage) {
+  if (m->stage && !m->broken) { /* a timed-out staged collective may still write into it */
     if (m->dev && m->dev->i->host_free) m->dev->i->host_free(m->dev->self, m->stage);
     else free(m->stage);
   }
@@ -486,6 +528,8 @@ shardrt_status shardrt__comm_mpi_create(const shardrt__comm_args *a, shardrt__co
   m->sum_bf16 = m->sum_f16 = MPI_OP_NULL;
   m->dev = a->dev;
   m->timeout_s = a->timeout_s;
+  const char *dbg = getenv("SHARDRT_DEBUG");
+  m->debug = dbg && strcasecmp(dbg, "collectives") == 0;
   m->bf16 = g_bf16;
   m->f16 = g_f16;
   int e = MPI_Comm_dup(base, &m->comm[SHARDRT__GROUP_WORLD]);

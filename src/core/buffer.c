@@ -2,6 +2,7 @@
 /* Role buffers: allocation by location (device, pinned host, NVMe-backed
  * mapping), memory accounting by category, and dtype-converting copies that
  * cross locations. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +29,16 @@ static shardrt_status nvme_map(shardrt_ctx *ctx, shardrt__buf *b, size_t bytes) 
   if (fd < 0)
     return shardrt__error(SHARDRT_ERR_IO, "nvme offload: cannot create a file in '%s' (check the nvme_path exists "
                           "and is writable)", nvme_dir(ctx, b->cat));
+  /* Reserve every block now: a sparse file would fault (SIGBUS) at the first
+   * write into a page the full disk cannot back. posix_fallocate returns the
+   * error number itself. */
+  int fe = posix_fallocate(fd, 0, (off_t)bytes);
   /* The mapping keeps the space; the name is gone so a crash leaves nothing. */
   unlink(path);
-  if (ftruncate(fd, (off_t)bytes) != 0) {
+  if (fe != 0) {
     close(fd);
-    return shardrt__error(SHARDRT_ERR_IO, "nvme offload: cannot size a %zu-byte file in '%s'", bytes,
-                          nvme_dir(ctx, b->cat));
+    return shardrt__error(SHARDRT_ERR_IO, "nvme offload: cannot allocate %zu bytes for '%s' in '%s': %s (free space on "
+                          "that disk, or point nvme_path elsewhere)", bytes, path, nvme_dir(ctx, b->cat), strerror(fe));
   }
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   close(fd);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "src/core/ctx.h"
+#include "src/core/sync.h"
 #include "src/core/schedule.h"
 #include "src/core/trace.h"
 #include "src/strategy/strategy.h"
@@ -122,15 +123,19 @@ shardrt_status shardrt_ctx_create(const shardrt_ctx_params *p, shardrt_ctx **out
   rc = pick_device(ctx, p->device, local_size);
   {
     int bad = rc != SHARDRT_OK, any = 0;
-    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
-    if (any && !bad) rc = shardrt__error(SHARDRT_ERR_DEVICE, "device setup failed on another rank");
+    shardrt_status arc = shardrt__allreduce_timed(ctx, SHARDRT__PT_SETUP, &bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world,
+                                                  "shardrt_ctx_create (device agreement)");
+    if (arc != SHARDRT_OK) rc = arc;
+    else if (any && !bad) rc = shardrt__error(SHARDRT_ERR_DEVICE, "device setup failed on another rank");
     if (rc != SHARDRT_OK) goto fail;
   }
   rc = pick_comm(ctx, p->comm, p->mpi_comm, local_size);
   {
     int bad = rc != SHARDRT_OK, any = 0;
-    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
-    if (any && !bad) rc = shardrt__error(SHARDRT_ERR_COMM, "comm backend setup failed on another rank");
+    shardrt_status arc = shardrt__allreduce_timed(ctx, SHARDRT__PT_SETUP, &bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world,
+                                                  "shardrt_ctx_create (comm agreement)");
+    if (arc != SHARDRT_OK) rc = arc;
+    else if (any && !bad) rc = shardrt__error(SHARDRT_ERR_COMM, "comm backend setup failed on another rank");
     if (rc != SHARDRT_OK) goto fail;
   }
   shardrt__optim_init(ctx);
@@ -275,7 +280,9 @@ shardrt_status shardrt_allreduce_sum_f64(shardrt_ctx *ctx, double *vals, int n) 
   if (!ctx || (!vals && n > 0) || n < 0)
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_allreduce_sum_f64: bad arguments");
   SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_USER_ALLREDUCE, NULL, n, 0, 0));
-  if (MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, ctx->mpi_world) != MPI_SUCCESS)
-    return shardrt__error(SHARDRT_ERR_COMM, "shardrt_allreduce_sum_f64: MPI_Allreduce failed");
-  return SHARDRT_OK;
+  SHARDRT__CHECK(shardrt__sync_point(ctx, SHARDRT__PT_PROGRAM));
+  MPI_Request r; /* bounded by SHARDRT_COLL_TIMEOUT_S like every collective */
+  if (MPI_Iallreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, ctx->mpi_world, &r) != MPI_SUCCESS)
+    return shardrt__error(SHARDRT_ERR_COMM, "shardrt_allreduce_sum_f64: MPI_Iallreduce failed");
+  return shardrt__mpi_complete(ctx, &r, "shardrt_allreduce_sum_f64");
 }

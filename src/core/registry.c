@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "src/core/ctx.h"
+#include "src/core/sync.h"
 
 static shardrt_status grow(void **arr, int *cap, int need, size_t elem) {
   if (need <= *cap) return SHARDRT_OK;
@@ -107,7 +108,9 @@ static shardrt_status check_same_model(shardrt_ctx *ctx) {
   for (int i = 0; i < ctx->nmodules; i++) h = fnv(h, ctx->modules[i].cls, strlen(ctx->modules[i].cls) + 1);
   uint64_t *all = malloc(sizeof(uint64_t) * (size_t)ctx->world);
   if (!all) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "finalize: hash buffer");
-  MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, ctx->mpi_world);
+  shardrt_status arc = shardrt__allgather_timed(ctx, SHARDRT__PT_SETUP, &h, all, 1, MPI_UINT64_T, ctx->mpi_world,
+                                               "shardrt_finalize (model check)");
+  if (arc != SHARDRT_OK) return arc; /* broken: `all` stays with MPI */
   int bad = -1;
   for (int r = 0; r < ctx->world; r++)
     if (all[r] != all[0]) {
@@ -118,8 +121,10 @@ static shardrt_status check_same_model(shardrt_ctx *ctx) {
   if (bad < 0) return SHARDRT_OK;
   /* Name the first differing parameter: compare counts, then each shape. */
   int lo = 0, hi = 0;
-  MPI_Allreduce(&ctx->nparams, &lo, 1, MPI_INT, MPI_MIN, ctx->mpi_world);
-  MPI_Allreduce(&ctx->nparams, &hi, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
+  SHARDRT__CHECK(shardrt__allreduce_timed(ctx, SHARDRT__PT_SETUP, &ctx->nparams, &lo, 1, MPI_INT, MPI_MIN, ctx->mpi_world,
+                                          "shardrt_finalize (model check)"));
+  SHARDRT__CHECK(shardrt__allreduce_timed(ctx, SHARDRT__PT_SETUP, &ctx->nparams, &hi, 1, MPI_INT, MPI_MAX, ctx->mpi_world,
+                                          "shardrt_finalize (model check)"));
   if (lo != hi) /* every rank sees it: none goes on into the per-parameter check */
     return shardrt__error(SHARDRT_ERR_MISMATCH,
                           "ranks registered different models: rank %d has %d parameters, the ranks have between %d "
@@ -129,8 +134,10 @@ static shardrt_status check_same_model(shardrt_ctx *ctx) {
     int64_t mine[9] = {ctx->params[i].ndim};
     memcpy(mine + 1, ctx->params[i].shape, sizeof ctx->params[i].shape);
     int64_t maxv[9], minv[9];
-    MPI_Allreduce(mine, maxv, 9, MPI_INT64_T, MPI_MAX, ctx->mpi_world);
-    MPI_Allreduce(mine, minv, 9, MPI_INT64_T, MPI_MIN, ctx->mpi_world);
+    SHARDRT__CHECK(shardrt__allreduce_timed(ctx, SHARDRT__PT_SETUP, mine, maxv, 9, MPI_INT64_T, MPI_MAX, ctx->mpi_world,
+                                            "shardrt_finalize (model check)"));
+    SHARDRT__CHECK(shardrt__allreduce_timed(ctx, SHARDRT__PT_SETUP, mine, minv, 9, MPI_INT64_T, MPI_MIN, ctx->mpi_world,
+                                            "shardrt_finalize (model check)"));
     if (memcmp(maxv, minv, sizeof maxv) != 0)
       return shardrt__error(SHARDRT_ERR_MISMATCH,
                             "ranks registered different shapes for parameter %d '%s' (rank %d: ndim %lld, first dim "
@@ -154,8 +161,10 @@ shardrt_status shardrt_finalize(shardrt_ctx *ctx) {
   for (int i = 0; rc == SHARDRT_OK && i < ctx->nunits; i++) rc = shardrt__alloc_unit_state(ctx, &ctx->units[i]);
   /* Allocation can fail on one rank only: agree before anyone proceeds. */
   int bad = rc != SHARDRT_OK, any = 0;
-  MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
-  if (any && !bad) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "finalize failed on another rank");
+  shardrt_status arc = shardrt__allreduce_timed(ctx, SHARDRT__PT_SETUP, &bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world,
+                                                "shardrt_finalize (agreement)");
+  if (arc != SHARDRT_OK) rc = arc;
+  else if (any && !bad) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "finalize failed on another rank");
   if (rc != SHARDRT_OK) {
     ctx->finalize_failed = true;
     return rc;

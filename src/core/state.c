@@ -8,7 +8,14 @@
 #include "src/core/ctx.h"
 #include "src/core/shard.h"
 #include "src/core/state.h"
+#include "src/core/sync.h"
 #include "src/strategy/strategy.h"
+
+/* A blocking collective of this file, bounded by SHARDRT_COLL_TIMEOUT_S. */
+static shardrt_status finish(shardrt_ctx *ctx, int e, MPI_Request *r, const char *what) {
+  if (e != MPI_SUCCESS) return shardrt__error(SHARDRT_ERR_COMM, "%s failed to start (MPI error %d)", what, e);
+  return shardrt__mpi_complete(ctx, r, what);
+}
 
 static shardrt_status check_param(const shardrt_ctx *ctx, int pid, const char *fn) {
   if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "%s: ctx is NULL", fn);
@@ -49,7 +56,10 @@ shardrt_status shardrt_param_set_from_root(shardrt_ctx *ctx, int pid, const floa
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_param_set_from_root: root %d is not a rank (0..%d)",
                           root, ctx->world - 1);
   int missing = ctx->rank == root && !values, any = 0;
-  MPI_Allreduce(&missing, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
+  MPI_Request r;
+  SHARDRT__CHECK(shardrt__sync_point(ctx, SHARDRT__PT_STATE));
+  SHARDRT__CHECK(finish(ctx, MPI_Iallreduce(&missing, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world, &r), &r,
+                        "shardrt_param_set_from_root (argument check)"));
   if (any) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_param_set_from_root: root passed NULL values");
   const shardrt__param *p = &ctx->params[pid];
   float *buf = ctx->rank == root ? (float *)values : malloc(sizeof(float) * (size_t)p->numel);
@@ -57,10 +67,11 @@ shardrt_status shardrt_param_set_from_root(shardrt_ctx *ctx, int pid, const floa
   shardrt_status rc = SHARDRT_OK;
   for (int64_t done = 0; done < p->numel && rc == SHARDRT_OK;) {
     int chunk = (int)((p->numel - done) > (1 << 28) ? (1 << 28) : (p->numel - done));
-    if (MPI_Bcast(buf + done, chunk, MPI_FLOAT, root, ctx->mpi_world) != MPI_SUCCESS)
-      rc = shardrt__error(SHARDRT_ERR_COMM, "shardrt_param_set_from_root: broadcast of '%s' failed", p->name);
+    rc = finish(ctx, MPI_Ibcast(buf + done, chunk, MPI_FLOAT, root, ctx->mpi_world, &r), &r,
+                "shardrt_param_set_from_root (broadcast)");
     done += chunk;
   }
+  if (ctx->comm_broken) return rc; /* MPI may still write into buf */
   if (rc == SHARDRT_OK) rc = store_range(ctx, &ctx->units[p->unit], p->offset, p->numel, buf);
   if (buf != values) free(buf);
   return rc;
@@ -149,6 +160,7 @@ shardrt_status shardrt__unit_gather_to_root(shardrt_ctx *ctx, int unit, int root
   SHARDRT__CHECK(shardrt__check_unit(ctx, unit, "shardrt__unit_gather_to_root"));
   shardrt__unit *u = &ctx->units[unit];
   SHARDRT__CHECK(fits_int(u, "gather to root"));
+  SHARDRT__CHECK(shardrt__sync_point(ctx, SHARDRT__PT_STATE)); /* every rank: collective even where no data moves */
   int g = ctx->plan.shard_group_size;
   bool in_root_group = ctx->rank / g == root / g;
   if (!u->shard_optim) {
@@ -168,10 +180,11 @@ shardrt_status shardrt__unit_gather_to_root(shardrt_ctx *ctx, int unit, int root
   shardrt__buf *b = role_buf(u, SHARDRT__ROLE_PARAM, &base);
   if (rc == SHARDRT_OK) rc = shardrt__buf_read_f32(ctx, b, u->opt_off - base, u->opt_n, mine);
   /* Everyone in the group joins the gather even after a local failure. */
-  if (MPI_Gather(mine, (int)u->opt_n, MPI_FLOAT, all, (int)u->opt_n, MPI_FLOAT, root % g, ctx->mpi_shard) !=
-          MPI_SUCCESS &&
-      rc == SHARDRT_OK)
-    rc = shardrt__error(SHARDRT_ERR_COMM, "gather of unit '%s' to rank %d failed", u->name, root);
+  MPI_Request r;
+  shardrt_status grc = finish(ctx, MPI_Igather(mine, (int)u->opt_n, MPI_FLOAT, all, (int)u->opt_n, MPI_FLOAT, root % g, ctx->mpi_shard, &r),
+                 &r, "the gather of a unit to one rank");
+  if (grc != SHARDRT_OK && ctx->comm_broken) return grc; /* buffers stay with MPI */
+  if (grc != SHARDRT_OK && rc == SHARDRT_OK) rc = grc;
   if (rc == SHARDRT_OK && all) memcpy(out, all, sizeof(float) * (size_t)u->numel);
   free(mine);
   free(all);
@@ -204,9 +217,15 @@ shardrt_status shardrt__unit_scatter_from_root(shardrt_ctx *ctx, int unit, int r
     }
   }
   int bad = rc != SHARDRT_OK, any = 0;
-  MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world);
-  if (!any && MPI_Scatterv(send, counts, displs, MPI_FLOAT, mine, (int)n, MPI_FLOAT, root, ctx->mpi_world) != MPI_SUCCESS)
-    rc = shardrt__error(SHARDRT_ERR_COMM, "scatter of unit '%s' from rank %d failed", u->name, root);
+  MPI_Request r;
+  shardrt_status crc = shardrt__sync_point(ctx, SHARDRT__PT_STATE);
+  if (crc == SHARDRT_OK)
+    crc = finish(ctx, MPI_Iallreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ctx->mpi_world, &r), &r,
+                 "the scatter of a unit from one rank (status agreement)");
+  if (crc == SHARDRT_OK && !any)
+    crc = finish(ctx, MPI_Iscatterv(send, counts, displs, MPI_FLOAT, mine, (int)n, MPI_FLOAT, root, ctx->mpi_world, &r), &r,
+                 "the scatter of a unit from one rank");
+  if (crc != SHARDRT_OK) return crc; /* broken: buffers stay with MPI */
   if (any && rc == SHARDRT_OK) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "unit scatter failed on another rank");
   if (rc == SHARDRT_OK) {
     int64_t base;
@@ -229,8 +248,11 @@ shardrt_status shardrt_param_get(shardrt_ctx *ctx, int pid, float *out) {
   float *full = malloc(sizeof(float) * (size_t)u->padded);
   if (!full) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "shardrt_param_get: %lld floats", (long long)u->padded);
   shardrt_status rc = shardrt__unit_gather_to_root(ctx, p->unit, 0, ctx->rank == 0 ? full : NULL);
-  if (rc == SHARDRT_OK && MPI_Bcast(full + p->offset, (int)p->numel, MPI_FLOAT, 0, ctx->mpi_world) != MPI_SUCCESS)
-    rc = shardrt__error(SHARDRT_ERR_COMM, "shardrt_param_get: broadcast of '%s' failed", p->name);
+  MPI_Request r;
+  if (rc == SHARDRT_OK)
+    rc = finish(ctx, MPI_Ibcast(full + p->offset, (int)p->numel, MPI_FLOAT, 0, ctx->mpi_world, &r), &r,
+                "shardrt_param_get (broadcast)");
+  if (ctx->comm_broken) return rc;
   if (rc == SHARDRT_OK) memcpy(out, full + p->offset, sizeof(float) * (size_t)p->numel);
   free(full);
   return rc;

@@ -7,6 +7,7 @@
 
 #include "src/core/ctx.h"
 #include "src/core/schedule.h"
+#include "src/core/sync.h"
 #include "src/core/trace.h"
 #include "src/strategy/strategy.h"
 
@@ -22,11 +23,18 @@ static shardrt_status global_sqnorm(shardrt_ctx *ctx, double *out) {
     SHARDRT__CHECK(d->i->sqnorm(d->self, u->grad.p, u->grad.dt, (size_t)u->grad.n, &s));
     part[u->shard_grads ? 0 : 1] += s;
   }
-  MPI_Allreduce(MPI_IN_PLACE, &part[0], 1, MPI_DOUBLE, MPI_SUM, ctx->mpi_shard);
+  /* Blocking collectives of their own: bounded by the timeout like the rest. */
+  SHARDRT__CHECK(shardrt__sync_point(ctx, SHARDRT__PT_GRAD_NORM));
+  MPI_Request r;
+  if (MPI_Iallreduce(MPI_IN_PLACE, &part[0], 1, MPI_DOUBLE, MPI_SUM, ctx->mpi_shard, &r) != MPI_SUCCESS)
+    return shardrt__error(SHARDRT_ERR_COMM, "shardrt_step: gradient-norm all-reduce failed to start");
+  SHARDRT__CHECK(shardrt__mpi_complete(ctx, &r, "the gradient-norm all-reduce of shardrt_step"));
   /* Every rank must take the same skip decision: agree on non-finite. */
   double total = part[0] + part[1];
   double flag = isfinite(total) ? 0.0 : 1.0;
-  MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_DOUBLE, MPI_MAX, ctx->mpi_world);
+  if (MPI_Iallreduce(MPI_IN_PLACE, &flag, 1, MPI_DOUBLE, MPI_MAX, ctx->mpi_world, &r) != MPI_SUCCESS)
+    return shardrt__error(SHARDRT_ERR_COMM, "shardrt_step: overflow all-reduce failed to start");
+  SHARDRT__CHECK(shardrt__mpi_complete(ctx, &r, "the overflow all-reduce of shardrt_step"));
   *out = flag > 0 ? INFINITY : total;
   return SHARDRT_OK;
 }

@@ -25,7 +25,10 @@ int64_t ck_synth_numel(int p) {
   return n;
 }
 
-static int write_model(const char *dir, uint64_t *bytes) {
+const char *ck_synth_id = "00c0ffee5eed0001";
+#define SYNTH_ID ck_synth_id
+
+static int write_model(const char *dir, uint64_t *bytes, uint32_t *crc) {
   shardrt__st_tensor t[CK_SYNTH_NPARAMS];
   for (int p = 0; p < CK_SYNTH_NPARAMS; p++) {
     t[p] = (shardrt__st_tensor){.name = (char *)ck_synth_params[p].name, .dtype = SHARDRT_F32, .ndim = ck_synth_params[p].ndim};
@@ -34,20 +37,24 @@ static int write_model(const char *dir, uint64_t *bytes) {
   char path[4200];
   snprintf(path, sizeof path, "%s/%s", dir, SHARDRT__CK_MODEL_FILE);
   shardrt__st_writer w;
-  if (shardrt__stw_begin(&w, path, t, CK_SYNTH_NPARAMS, NULL, 0) != SHARDRT_OK) return -1;
+  const char *meta[] = {"shardrt.checkpoint_id", SYNTH_ID};
+  if (shardrt__stw_begin(&w, path, t, CK_SYNTH_NPARAMS, meta, 1) != SHARDRT_OK) return -1;
   for (int p = 0; p < CK_SYNTH_NPARAMS; p++)
     for (int64_t k = 0; k < ck_synth_numel(p); k++) {
       float v = ck_exact_value(ck_synth_params[p].unit * 3, ck_synth_params[p].offset + k);
       if (shardrt__stw_write(&w, &v, 4) != SHARDRT_OK) return -1;
     }
   *bytes = w.data_start + w.data_bytes;
-  return shardrt__stw_finish(&w) == SHARDRT_OK ? 0 : -1;
+  if (shardrt__stw_finish(&w) != SHARDRT_OK) return -1;
+  *crc = w.header_crc;
+  return 0;
 }
 
 int ck_synth_write(const char *dir, int world, bool full_model, const void *user, size_t user_len) {
   shardrt__ck_meta m;
   memset(&m, 0, sizeof m);
   m.world_size = world;
+  snprintf(m.ckpt_id, sizeof m.ckpt_id, "%s", SYNTH_ID);
   snprintf(m.strategy, sizeof m.strategy, "FULL_SHARD");
   m.ts = (shardrt__train_state){.step = 42, .loss_scale = 65536.0, .good_steps = 7, .hysteresis_left = 2};
   for (int r = 0; r < 3; r++) {
@@ -82,7 +89,7 @@ int ck_synth_write(const char *dir, int world, bool full_model, const void *user
   m.user_len = user_len;
   if (full_model) {
     snprintf(m.model_file, sizeof m.model_file, "%s", SHARDRT__CK_MODEL_FILE);
-    if (write_model(dir, &m.model_bytes) != 0) return -1;
+    if (write_model(dir, &m.model_bytes, &m.model_header_crc) != 0) return -1;
   }
   for (int r = 0; r < world; r++) {
     shardrt__ck_rank_file(r, files[r].name, sizeof files[r].name);
@@ -102,7 +109,13 @@ int ck_synth_write(const char *dir, int world, bool full_model, const void *user
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, files[r].name);
     shardrt__st_writer w;
-    if (shardrt__stw_begin(&w, path, t, nt, NULL, 0) != SHARDRT_OK) return -1;
+    char rank_s[16];
+    snprintf(rank_s, sizeof rank_s, "%d", r);
+    char *pstr = shardrt__ck_pieces_str(&m, r);
+    const char *meta[] = {"shardrt.checkpoint_id", SYNTH_ID, "shardrt.rank", rank_s, "shardrt.pieces", pstr};
+    int brc = pstr ? (int)shardrt__stw_begin(&w, path, t, nt, meta, 3) : -1;
+    free(pstr);
+    if (brc != SHARDRT_OK) return -1;
     for (int u = 0; u < CK_SYNTH_NUNITS; u++)
       for (int k = 0; k < units[u].npieces; k++)
         if (pieces[u][k].file == r)
@@ -116,6 +129,7 @@ int ck_synth_write(const char *dir, int world, bool full_model, const void *user
               }
     files[r].bytes = w.data_start + w.data_bytes;
     if (shardrt__stw_finish(&w) != SHARDRT_OK) return -1;
+    files[r].header_crc = w.header_crc;
   }
   return shardrt__meta_write(&m, dir) == SHARDRT_OK ? 0 : -1;
 }

@@ -23,6 +23,8 @@ typedef struct ck_synth_param {
 
 extern const ck_synth_param ck_synth_params[CK_SYNTH_NPARAMS];
 extern const int64_t ck_synth_unit_numel[CK_SYNTH_NUNITS];
+/* The checkpoint id the next ck_synth_write records (16 hex digits). */
+extern const char *ck_synth_id;
 
 /* full_model: parameters go to model.safetensors (fp32) instead of the rank
  * files. Returns 0 on success. */
