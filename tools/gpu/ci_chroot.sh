@@ -40,7 +40,7 @@ else
 fi
 t_root=$((SECONDS - t0 - t_kit))
 # The root must lack what the kit brings, else it proves nothing.
-for p in openmpi-bin libopenmpi-dev libyaml-dev libcmocka-dev libopenblas-dev pkgconf pkg-config make openssh-client; do
+for p in openmpi-bin libopenmpi-dev libyaml-dev libjansson-dev libcmocka-dev libopenblas-dev pkgconf pkg-config make openssh-client; do
   if chroot "$FS" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     echo "the clean root has $p installed: it would hide a gap in the kit"; exit 1
   fi

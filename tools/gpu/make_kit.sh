@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Makes the dependency kit a bare GPU machine lacks (it has the CUDA
 # toolkit, CMake, a compiler and Python, but no package manager that reaches
-# anything): Open MPI 4.1 and its runtime libraries, libyaml, cmocka,
+# anything): Open MPI 4.1 and its runtime libraries, libyaml, jansson, cmocka,
 # OpenBLAS (with libgfortran/libquadmath), pkgconf and make, as Debian 12
 # packages unpacked with dpkg-deb into one relocatable prefix, pruned, and
 # packed into .gpu-kit/shardrt-kit.tar.gz (git-ignored; it travels with the
@@ -20,7 +20,7 @@ ARCH=x86_64-linux-gnu
 
 PKGS="openmpi-bin openmpi-common libopenmpi3 libopenmpi-dev
   libevent-core-2.1-7 libevent-pthreads-2.1-7 libhwloc15 libpmix2 libmunge2 libudev1
-  libyaml-0-2 libyaml-dev libcmocka0 libcmocka-dev
+  libyaml-0-2 libyaml-dev libcmocka0 libcmocka-dev libjansson4 libjansson-dev
   libopenblas0 libopenblas0-pthread libopenblas-dev libopenblas-pthread-dev libgfortran5 libquadmath0
   pkgconf pkgconf-bin libpkgconf3 make"
 
