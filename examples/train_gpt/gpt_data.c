@@ -2,17 +2,39 @@
 #include "gpt_data.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../common/trainer.h"
 
 int gpt_data_load(gpt_data *d, const char *path, int seq_len, int vocab, char *err, size_t errlen) {
   memset(d, 0, sizeof *d);
-  FILE *f = fopen(path, "rb");
+  /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+   * writer forever; the type check on the opened descriptor then refuses
+   * anything that is not a regular file (no race with a path swapped after
+   * a stat). */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open --data '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "--data '%s' is not a regular file (a FIFO, device, socket or directory cannot be read as "
+             "training data)", path);
+    close(fd);
+    return -1;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  FILE *f = fdopen(fd, "rb");
   if (!f) {
     snprintf(err, errlen, "cannot open --data '%s': %s", path, strerror(errno));
+    close(fd);
     return -1;
   }
   long n = -1;

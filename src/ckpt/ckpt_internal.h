@@ -30,6 +30,7 @@ void shardrt__ck_shape_str(int ndim, const int64_t *shape, char *buf, size_t len
 /* Collective: gathers the parameters unit by unit to rank 0 and streams
  * them into a safetensors file at path in dtype. *bytes (rank 0) gets the
  * file size. */
-shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, uint64_t *bytes);
+shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, uint64_t *bytes,
+                                     const shardrt_weight_map *map);
 
 #endif
