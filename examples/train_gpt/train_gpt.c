@@ -39,7 +39,8 @@ static int usage(FILE *f) {
           "  --preset tiny|small|gpt2   model shape (default tiny: 2 layers, 32 wide, 2 heads, seq 32, vocab 256;\n"
           "                             small: 4x256, 4 heads, seq 128; gpt2: the 124M shape, 12x768, seq 1024, vocab 50257)\n"
           "  --n_layer N --n_embd N --n_head N --seq_len N --vocab N   override the preset\n"
-          "  --data FILE                byte-level training text (default %s)\n"
+          "  --data FILE|GLOB           training tokens: raw bytes (default %s), or llm.c .bin shards\n"
+          "                             (one file or a quoted glob, read in sorted order; vocab defaults to 50257)\n"
           "  --param_dtype fp32|bf16|fp16  dtype the model is loaded in (the plan's load_dtype)\n"
           "  --init_from DIR            start from a Hugging Face GPT-2 directory (config.json + model.safetensors);\n"
           "                             the shape comes from config.json\n"
@@ -187,6 +188,8 @@ int main(int argc, char **argv) {
   if (ex_parse_common(&argc, argv, &o) || parse_model(&argc, argv, &fl)) return 2;
   if (fl.help) return usage(stdout);
   if (ex_reject_leftovers(argc, argv, prog)) return usage(stderr);
+  /* llm.c shards hold GPT-2 BPE tokens: their vocab unless told otherwise */
+  if (!fl.vocab && !fl.init_from && gpt_data_is_llmc(fl.data)) fl.vocab = GPT_GPT2_VOCAB;
   gpt_config cfg;
   if (resolve_config(&fl, &cfg) || check_options(&o, &fl, &plan)) return 2;
 
@@ -247,9 +250,10 @@ int main(int argc, char **argv) {
   }
   if (rank == 0 && !o.quiet)
     printf("train_gpt: %d layers, n_embd %d, %d heads, seq %d, vocab %d: %lld params; world %d, %s, %d unit(s), "
-           "%d x %d sequences per rank per micro-batch, data %s (%lld bytes)\n",
+           "%d x %d sequences per rank per micro-batch, data %s (%lld tokens%s)\n",
            cfg.n_layer, cfg.n_embd, cfg.n_head, T, cfg.vocab, (long long)shardrt_total_numel(ctx), world,
-           shardrt_strategy_name(pl->strategy), shardrt_num_units(ctx), A, rows, fl.data, (long long)data.n);
+           shardrt_strategy_name(pl->strategy), shardrt_num_units(ctx), A, rows, fl.data, (long long)data.n,
+           data.shards ? ", llm.c shards" : ", raw bytes");
 
   const double global_tokens = (double)o.global_batch * T;
   for (int step = first_step; step <= o.steps && code == 0; step++) {

@@ -151,6 +151,78 @@ def errors(tmp):
                  ["not a regular file"])
 
 
+SHARDS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "examples", "data", "corpus_bpe")
+
+
+def llmc_shard(path, toks, magic=20240520, version=1, count=None, extra=b""):
+    import struct
+    header = [0] * 256
+    header[0], header[1], header[2] = magic, version, len(toks) if count is None else count
+    with open(path, "wb") as f:
+        f.write(struct.pack("<256i", *header) + struct.pack(f"<{len(toks)}H", *toks) + extra)
+    return path
+
+
+def train_log(tmp, name, np, flags, config=None):
+    log = os.path.join(tmp, name + ".jsonl")
+    cmd = [BIN, *flags, "--quiet", "--log", log]
+    if config:
+        cmd[1:1] = ["--config_file", config]
+    if np > 1:
+        cmd = [MPIRUN, *MPI_FLAGS, "-np", str(np), *cmd]
+    p = run(cmd)
+    if p.returncode != 0:
+        fail(f"{name}: exit {p.returncode}: {' '.join(cmd)}\n{p.stdout}")
+    with open(log) as f:
+        return [json.loads(line)["loss"] for line in f if line.strip()]
+
+
+def shards():
+    """llm.c .bin shards: the bundled glob trains, world 2 == world 1, the
+    reader's tokens are exactly the file's (a shard holding the HF batch
+    gives transformers' loss), GPT-2's vocab is the default, bad files fail."""
+    gold = json.load(open(os.path.join(DATA, "goldens.json")))
+    with tempfile.TemporaryDirectory(prefix="hf_shards_") as tmp:
+        glob = os.path.join(SHARDS, "shard_*.bin")
+        flags = ["--data", glob, "--vocab", "512", "--steps", "8", "--global_batch", "4", "--lr", "3e-3", "--seed", "3"]
+        w1 = train_log(tmp, "w1", 1, flags)
+        w2 = train_log(tmp, "w2", 2, flags, write(tmp, "full.yaml", FULL.format(ram="false")))
+        if not w1[-1] < w1[0] - 0.05:
+            fail(f"llm.c shards: loss did not fall: {w1}")
+        # 1e-5: the same tolerance as tests/gpt's world equivalence (reduction order across ranks)
+        if any(abs(a - b) > 1e-5 * abs(a) for a, b in zip(w1, w2)):
+            fail(f"llm.c shards: world 2 {w2} != world 1 {w1}")
+        print(f"ok: the bundled shards train ({w1[0]:.4f} -> {w1[-1]:.4f}), world 2 == world 1")
+        batch = list(open(BATCH, "rb").read())
+        one = llmc_shard(os.path.join(tmp, "batch.bin"), batch)
+        loss = first_loss(tmp, "shard_batch", os.path.join(DATA, "untied"), extra=["--data", one])[0]
+        if not close(loss, gold["untied"]):
+            fail(f"a shard of the HF batch gives loss {loss}, transformers {gold['untied']}")
+        print(f"ok: a shard holding the HF batch gives transformers' loss ({loss})")
+        p = run([BIN, "--data", os.path.join(SHARDS, "shard_000.bin"), "--steps", "1", "--global_batch", "1",
+                 "--seq_len", "8"])
+        if p.returncode != 0 or "vocab 50257" not in p.stdout or "llm.c shards" not in p.stdout:
+            fail(f"an llm.c shard without --vocab should train with GPT-2's vocab 50257:\n{p.stdout}")
+        print("ok: llm.c shards default to GPT-2's vocab 50257")
+        toks = list(range(40))
+        base = [BIN, "--steps", "1", "--quiet", "--vocab", "256", "--seq_len", "8", "--global_batch", "1", "--data"]
+        expect_error("a bad version is refused", base + [llmc_shard(os.path.join(tmp, "v2.bin"), toks, version=2)],
+                     ["v2.bin", "version 2"])
+        expect_error("a token count that disagrees with the size is refused",
+                     base + [llmc_shard(os.path.join(tmp, "cnt.bin"), toks, count=41)], ["cnt.bin", "41 tokens"])
+        expect_error("trailing bytes are refused", base + [llmc_shard(os.path.join(tmp, "tail.bin"), toks, extra=b"x")],
+                     ["tail.bin", "40 tokens"])
+        expect_error("a token >= vocab is refused, naming it",
+                     base + [llmc_shard(os.path.join(tmp, "big.bin"), toks + [300])], ["big.bin", "token 40 is 300"])
+        os.makedirs(os.path.join(tmp, "g"))
+        llmc_shard(os.path.join(tmp, "g", "a.bin"), toks)
+        with open(os.path.join(tmp, "g", "b.bin"), "wb") as f:
+            f.write(b"raw text is not a shard" * 80)
+        expect_error("a glob match that is not a shard is refused (bad magic)",
+                     base + [os.path.join(tmp, "g", "*.bin")], ["b.bin", "magic"])
+        expect_error("a glob matching nothing is refused", base + [os.path.join(tmp, "none_*.bin")], ["matches no file"])
+
+
 HF_CHECK = r"""
 import json, sys, torch
 from transformers import GPT2LMHeadModel
@@ -205,4 +277,4 @@ def roundtrip():
 
 
 if __name__ == "__main__":
-    {"load": load, "roundtrip": roundtrip}[sys.argv[1]]()
+    {"load": load, "roundtrip": roundtrip, "shards": shards}[sys.argv[1]]()
