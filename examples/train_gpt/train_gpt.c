@@ -12,6 +12,7 @@
 
 #include "../common/trainer.h"
 #include "gpt_data.h"
+#include "gpt_hf.h"
 #include "gpt_model.h"
 #include "gpt_run.h"
 
@@ -27,6 +28,8 @@ typedef struct gpt_flags {
   const char *data;
   const char *param_dtype;
   bool tf32, flash;
+  const char *init_from; /* a Hugging Face GPT-2 directory */
+  const char *export_hf; /* write the final model as a Hugging Face directory */
   bool help;
 } gpt_flags;
 
@@ -37,12 +40,17 @@ static int usage(FILE *f) {
           "  --preset tiny|small|gpt2   model shape (default tiny: 2 layers, 32 wide, 2 heads, seq 32, vocab 256;\n"
           "                             small: 4x256, 4 heads, seq 128; gpt2: the 124M shape, 12x768, seq 1024, vocab 50257)\n"
           "  --n_layer N --n_embd N --n_head N --seq_len N --vocab N   override the preset\n"
-          "  --data FILE                byte-level training text (default %s)\n"
+          "  --data FILE|GLOB           training tokens: raw bytes (default %s), or llm.c .bin shards\n"
+          "                             (one file or a quoted glob, read in sorted order; vocab defaults to 50257)\n"
           "  --param_dtype fp32|bf16|fp16  dtype the model is loaded in (the plan's load_dtype)\n"
           "  --tf32                     fp32 runs on a GPU: let matrix products use TF32 tensor cores\n"
           "                             (default off; bf16 mixed precision uses bf16 tensor cores anyway)\n"
           "  --flash_attention          bf16 on a GPU: fused flash-style attention instead of materialised\n"
           "                             scores (head size 16, 32, 64 or 128)\n"
+          "  --init_from DIR            start from a Hugging Face GPT-2 directory (config.json + model.safetensors);\n"
+          "                             the shape comes from config.json\n"
+          "  --export_hf DIR            after training, write DIR/config.json + DIR/model.safetensors that\n"
+          "                             transformers' GPT2LMHeadModel.from_pretrained(DIR) loads\n"
           "  --global_batch counts sequences of seq_len tokens\n",
           GPT_DEFAULT_DATA);
   ex_print_common_usage(f);
@@ -77,7 +85,9 @@ static int parse_model(int *argc, char **argv, gpt_flags *fl) {
                 : !strcmp(name, "--n_head") ? &fl->n_head : !strcmp(name, "--seq_len") ? &fl->seq_len
                 : !strcmp(name, "--vocab") ? &fl->vocab : NULL;
     const char **sval = !strcmp(name, "--preset") ? &fl->preset : !strcmp(name, "--data") ? &fl->data
-                        : !strcmp(name, "--param_dtype") ? &fl->param_dtype : NULL;
+                        : !strcmp(name, "--param_dtype") ? &fl->param_dtype
+                        : !strcmp(name, "--init_from") ? &fl->init_from : !strcmp(name, "--export_hf") ? &fl->export_hf
+                        : NULL;
     if (!ival && !sval) {
       argv[w++] = argv[i];
       continue;
@@ -106,9 +116,35 @@ static int parse_model(int *argc, char **argv, gpt_flags *fl) {
   return 0;
 }
 
+/* From --init_from's config.json, where the shape flags may only repeat it. */
+static int config_from_hf(const gpt_flags *fl, gpt_config *cfg) {
+  char err[4600];
+  int tied;
+  if (gpt_hf_read_config(fl->init_from, cfg, &tied, err, sizeof err)) {
+    fprintf(stderr, "%s: error: --init_from: %s\n", prog, err);
+    return 2;
+  }
+  const struct { const char *flag; int given, have; } f[] = {
+      {"--n_layer", fl->n_layer, cfg->n_layer}, {"--n_embd", fl->n_embd, cfg->n_embd},
+      {"--n_head", fl->n_head, cfg->n_head},    {"--seq_len", fl->seq_len, cfg->seq_len},
+      {"--vocab", fl->vocab, cfg->vocab}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    if (f[i].given && f[i].given != f[i].have) {
+      fprintf(stderr, "%s: error: %s %d disagrees with --init_from's config.json (%d)\n", prog, f[i].flag, f[i].given,
+              f[i].have);
+      return 2;
+    }
+  if (gpt_config_validate(cfg, err, sizeof err)) {
+    fprintf(stderr, "%s: error: --init_from: %s\n", prog, err);
+    return 2;
+  }
+  return 0;
+}
+
 /* Preset first, then the explicit shape flags. */
 static int resolve_config(const gpt_flags *fl, gpt_config *cfg) {
   char err[256];
+  if (fl->init_from) return config_from_hf(fl, cfg);
   if (gpt_preset(fl->preset, cfg, err, sizeof err)) {
     fprintf(stderr, "%s: error: --preset: %s\n", prog, err);
     return 2;
@@ -134,6 +170,25 @@ static int check_options(const ex_opts *o, const gpt_flags *fl, shardrt_plan *pl
   return 0;
 }
 
+/* Collective: config.json from rank 0, then the weights in transformers'
+ * names and layouts, in the dtype the model was loaded in. */
+static int export_hf(shardrt_ctx *ctx, const gpt_config *cfg, const char *dir, shardrt_dtype dt) {
+  char err[4600];
+  double bad = 0;
+  if (shardrt_rank(ctx) == 0 && gpt_hf_write_config(dir, cfg, dt, err, sizeof err)) {
+    fprintf(stderr, "%s: error: --export_hf: %s\n", prog, err);
+    bad = 1;
+  }
+  shardrt_status rc = shardrt_allreduce_sum_f64(ctx, &bad, 1);
+  if (rc) return ex_fail(prog, "export_hf", rc);
+  if (bad) return 1;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  shardrt_weight_map map = gpt_hf_map();
+  if ((rc = shardrt_save_weights_mapped(ctx, path, dt, &map))) return ex_fail(prog, "export_hf", rc);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   shardrt_plan plan;
   if (shardrt_plan_from_args(&argc, argv, &plan) != SHARDRT_OK) {
@@ -146,6 +201,8 @@ int main(int argc, char **argv) {
   if (ex_parse_common(&argc, argv, &o) || parse_model(&argc, argv, &fl)) return 2;
   if (fl.help) return usage(stdout);
   if (ex_reject_leftovers(argc, argv, prog)) return usage(stderr);
+  /* llm.c shards hold GPT-2 BPE tokens: their vocab unless told otherwise */
+  if (!fl.vocab && !fl.init_from && gpt_data_is_llmc(fl.data)) fl.vocab = GPT_GPT2_VOCAB;
   gpt_config cfg;
   if (resolve_config(&fl, &cfg) || check_options(&o, &fl, &plan)) return 2;
 
@@ -183,6 +240,16 @@ int main(int argc, char **argv) {
   if (rc == SHARDRT_OK) rc = gpt_run_init(&run, ctx, &reg, rt_pid, rows, T, fl.tf32, fl.flash);
   if (rc == SHARDRT_OK) rc = gpt_run_set_weights(&run, o.seed, pl->sync_module_states);
   int first_step = 1;
+  if (rc == SHARDRT_OK && fl.init_from) {
+    char wpath[4200];
+    shardrt_weight_map map = gpt_hf_map();
+    if (gpt_hf_weights_path(fl.init_from, wpath, sizeof wpath, err, sizeof err)) {
+      if (rank == 0) fprintf(stderr, "%s: error: --init_from: %s\n", prog, err);
+      code = 2;
+      goto done;
+    }
+    rc = shardrt_load_weights_mapped(ctx, wpath, &map);
+  }
   if (rc == SHARDRT_OK) rc = ex_ckpt_begin(ctx, &o, &first_step);
   if (rc == SHARDRT_OK && o.trace_path) rc = shardrt_trace_start(ctx, o.trace_path);
   if (rc) {
@@ -196,9 +263,10 @@ int main(int argc, char **argv) {
   }
   if (rank == 0 && !o.quiet)
     printf("train_gpt: %d layers, n_embd %d, %d heads, seq %d, vocab %d: %lld params; world %d, %s, %d unit(s), "
-           "%d x %d sequences per rank per micro-batch, data %s (%lld bytes)\n",
+           "%d x %d sequences per rank per micro-batch, data %s (%lld tokens%s)\n",
            cfg.n_layer, cfg.n_embd, cfg.n_head, T, cfg.vocab, (long long)shardrt_total_numel(ctx), world,
-           shardrt_strategy_name(pl->strategy), shardrt_num_units(ctx), A, rows, fl.data, (long long)data.n);
+           shardrt_strategy_name(pl->strategy), shardrt_num_units(ctx), A, rows, fl.data, (long long)data.n,
+           data.shards ? ", llm.c shards" : ", raw bytes");
 
   const double global_tokens = (double)o.global_batch * T;
   for (int step = first_step; step <= o.steps && code == 0; step++) {
@@ -235,6 +303,7 @@ int main(int argc, char **argv) {
     }
   }
   if (code == 0 && o.weights_out && (rc = ex_write_weights(ctx, o.weights_out))) code = ex_fail(prog, "weights_out", rc);
+  if (code == 0 && fl.export_hf) code = export_hf(ctx, &cfg, fl.export_hf, pl->load_dtype);
 done:
   if (log) fclose(log);
   gpt_run_free(&run);

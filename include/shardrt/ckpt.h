@@ -103,6 +103,37 @@ SHARDRT_API shardrt_status shardrt_save_weights(shardrt_ctx *ctx, const char *pa
  * rank maps the file. */
 SHARDRT_API shardrt_status shardrt_load_weights(shardrt_ctx *ctx, const char *path);
 
+/* Name/layout mapping between the registered parameters and a weights file
+ * written by another framework (e.g. Hugging Face transformers, whose GPT-2
+ * Conv1D layers store [in, out] and whose names carry a "transformer."
+ * prefix). The runtime stays model-agnostic: the program supplies the map.
+ *
+ * to_file: for registered parameter `param`, writes the file's tensor name
+ *   into out (cap bytes) and sets *transpose when a 2-D parameter [R, C] is
+ *   stored as [C, R] in the file. `has(file, name)` tells whether the file
+ *   (when loading) holds a tensor of that name, so a map can pick between
+ *   spellings (a tied head: lm_head.weight absent -> read wte.weight); when
+ *   saving, has is NULL. Several parameters may read the same file tensor.
+ *   Returns false on a name it cannot map (an error naming the parameter).
+ * ignore (may be NULL): true for a file tensor that no parameter reads and
+ *   that is not an error (e.g. attention-mask buffers). Loading only. */
+typedef bool (*shardrt_weight_has_fn)(const void *file, const char *name);
+typedef struct shardrt_weight_map {
+  bool (*to_file)(void *arg, const char *param, shardrt_weight_has_fn has, const void *file, char *out,
+                  size_t cap, bool *transpose);
+  bool (*ignore)(void *arg, const char *file_tensor);
+  void *arg;
+} shardrt_weight_map;
+
+/* Collective. shardrt_load_weights through a map (NULL: identity). */
+SHARDRT_API shardrt_status shardrt_load_weights_mapped(shardrt_ctx *ctx, const char *path,
+                                                       const shardrt_weight_map *map);
+/* Collective. shardrt_save_weights through a map (NULL: identity): file
+ * names and layouts as the map says; two parameters mapped to one name is
+ * an error. */
+SHARDRT_API shardrt_status shardrt_save_weights_mapped(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype,
+                                                       const shardrt_weight_map *map);
+
 /* Offline consolidation (no MPI, no context): streams a checkpoint written
  * at any world size into one safetensors file of full tensors in `dtype`,
  * one piece at a time, so peak memory stays far below the model size. With

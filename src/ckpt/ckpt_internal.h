@@ -41,10 +41,11 @@ void shardrt__ckpt_cleanup(const char *root, const char *keep);
 void shardrt__ck_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 
 /* Collective: gathers the parameters unit by unit to rank 0 and streams
- * them into a safetensors file at path in dtype. ckpt_id (may be NULL) goes
- * into its __metadata__; *bytes and *header_crc (rank 0, may be NULL) get
- * the file size and header checksum. */
+ * them into a safetensors file at path in dtype, names and layouts through
+ * map (NULL: as registered). ckpt_id (may be NULL) goes into its
+ * __metadata__; *bytes and *header_crc (rank 0, may be NULL) get the file
+ * size and header checksum. */
 shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, const char *ckpt_id,
-                                     uint64_t *bytes, uint32_t *header_crc);
+                                     uint64_t *bytes, uint32_t *header_crc, const shardrt_weight_map *map);
 
 #endif

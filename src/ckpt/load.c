@@ -34,49 +34,92 @@ static shardrt_status check_values(const float *v, size_t n, int64_t first, cons
 
 /* ---- checking a weights file against the registry ---- */
 
-static shardrt_status check_weights(shardrt_ctx *ctx, const shardrt__st_file *f, int *tensor_of /* [nparams] */) {
-  int np = shardrt_num_params(ctx);
-  char a[200], b[200];
-  for (int i = 0; i < np; i++) {
-    shardrt_param_info pi;
-    SHARDRT__CHECK(shardrt_param_info_get(ctx, i, &pi));
-    int t = shardrt__st_find(f, pi.name);
-    if (t < 0) return shardrt__error(SHARDRT_ERR_NOT_FOUND, "'%s' has no tensor '%s' (a parameter of the model)", f->path, pi.name);
-    const shardrt__st_tensor *tt = &f->t[t];
-    bool same = tt->ndim == pi.ndim;
-    for (int d = 0; same && d < pi.ndim; d++) same = tt->shape[d] == pi.shape[d];
-    if (!same) {
-      shardrt__ck_shape_str(tt->ndim, tt->shape, a, sizeof a);
-      shardrt__ck_shape_str(pi.ndim, pi.shape, b, sizeof b);
-      return shardrt__error(SHARDRT_ERR_MISMATCH, "'%s': tensor '%s' has shape %s, the model registers %s", f->path, pi.name, a, b);
-    }
-    tensor_of[i] = t;
+static bool st_has(const void *file, const char *name) { return shardrt__st_find(file, name) >= 0; }
+
+/* The file tensor parameter pi reads through map (NULL: its own name). */
+static shardrt_status map_name(const shardrt_weight_map *map, const shardrt__st_file *f, const char *param, char *out,
+                               size_t cap, bool *tr) {
+  *tr = false;
+  if (!map) {
+    snprintf(out, cap, "%s", param);
+    return SHARDRT_OK;
   }
-  if (f->n != np) {
-    for (int t = 0; t < f->n; t++) {
-      shardrt__error_clear();
-      int id;
-      if (shardrt_find_param(ctx, f->t[t].name, &id) != SHARDRT_OK)
-        return shardrt__error(SHARDRT_ERR_MISMATCH, "'%s' has tensor '%s', which is not a parameter of the model", f->path, f->t[t].name);
-    }
-  }
+  out[0] = 0;
+  if (!map->to_file(map->arg, param, f ? st_has : NULL, f, out, cap, tr) || !out[0])
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "the weight map has no file name for parameter '%s'", param);
   return SHARDRT_OK;
 }
 
+static shardrt_status check_weights(shardrt_ctx *ctx, const shardrt__st_file *f, const shardrt_weight_map *map,
+                                    int *tensor_of /* [nparams] */, bool *transposed /* [nparams] */) {
+  int np = shardrt_num_params(ctx);
+  char a[200], b[200], fname[512];
+  bool *used = calloc((size_t)f->n + 1, 1);
+  if (!used) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "checking '%s'", f->path);
+  shardrt_status rc = SHARDRT_OK;
+  for (int i = 0; i < np && rc == SHARDRT_OK; i++) {
+    shardrt_param_info pi;
+    bool tr;
+    rc = shardrt_param_info_get(ctx, i, &pi);
+    if (rc == SHARDRT_OK) rc = map_name(map, f, pi.name, fname, sizeof fname, &tr);
+    if (rc != SHARDRT_OK) break;
+    int t = shardrt__st_find(f, fname);
+    if (t < 0) {
+      rc = shardrt__error(SHARDRT_ERR_NOT_FOUND, "'%s' has no tensor '%s' (parameter '%s' of the model)", f->path, fname, pi.name);
+      break;
+    }
+    const shardrt__st_tensor *tt = &f->t[t];
+    if (tr && pi.ndim != 2) {
+      rc = shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "the weight map transposes parameter '%s', which is not 2-D", pi.name);
+      break;
+    }
+    bool same = tt->ndim == pi.ndim;
+    for (int d = 0; same && d < pi.ndim; d++) same = tt->shape[d] == pi.shape[tr ? 1 - d : d];
+    if (!same) {
+      int64_t want[2] = {pi.shape[tr ? 1 : 0], pi.shape[tr ? 0 : 1]};
+      shardrt__ck_shape_str(tt->ndim, tt->shape, a, sizeof a);
+      shardrt__ck_shape_str(pi.ndim, tr ? want : pi.shape, b, sizeof b);
+      rc = shardrt__error(SHARDRT_ERR_MISMATCH, "'%s': tensor '%s' has shape %s, the model registers %s%s", f->path, fname, a, b,
+                          tr ? " (transposed)" : "");
+      break;
+    }
+    tensor_of[i] = t;
+    transposed[i] = tr;
+    used[t] = true;
+  }
+  for (int t = 0; t < f->n && rc == SHARDRT_OK; t++)
+    if (!used[t] && !(map && map->ignore && map->ignore(map->arg, f->t[t].name)))
+      rc = shardrt__error(SHARDRT_ERR_MISMATCH, "'%s' has tensor '%s', which is not a parameter of the model", f->path, f->t[t].name);
+  free(used);
+  return rc;
+}
+
+/* Elements [j0, j0 + n) of a [R, C] parameter stored transposed ([C, R])
+ * at src, gathered into dst in the parameter's order (es bytes each). */
+static void gather_transposed(unsigned char *dst, const unsigned char *src, size_t es, int64_t R, int64_t C, int64_t j0,
+                              int64_t n) {
+  for (int64_t k = 0; k < n; k++) {
+    int64_t j = j0 + k, r = j / C, c = j % C;
+    memcpy(dst + (size_t)k * es, src + (size_t)(c * R + r) * es, es);
+  }
+}
+
 /* Every rank maps the file and copies out the ranges it owns. */
-static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path) {
+static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path, const shardrt_weight_map *map) {
   shardrt__st_file f;
   int np = shardrt_num_params(ctx);
   int *tof = malloc(((size_t)np + 1) * sizeof *tof);
+  bool *tr = calloc((size_t)np + 1, 1);
   float *buf = malloc(CONV_ELEMS * sizeof(float));
+  unsigned char *gath = malloc(CONV_ELEMS * sizeof(float)); /* transposed source elements, in parameter order */
   shardrt_status rc = SHARDRT_OK;
   bool opened = false;
-  if (!tof || !buf) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading '%s'", path);
+  if (!tof || !tr || !buf || !gath) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading '%s'", path);
   if (rc == SHARDRT_OK) {
     rc = shardrt__st_open(&f, path);
     opened = rc == SHARDRT_OK;
   }
-  if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, tof);
+  if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, map, tof, tr);
   if (rc == SHARDRT_OK) rc = shardrt__st_map(&f);
   bool fin = check_finite_on();
   for (int i = 0; i < np && rc == SHARDRT_OK; i++) {
@@ -92,14 +135,21 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path) {
     size_t es = shardrt_dtype_size(tt->dtype);
     for (int64_t at = s; at < t && rc == SHARDRT_OK; at += CONV_ELEMS) {
       int64_t n = t - at < CONV_ELEMS ? t - at : CONV_ELEMS;
-      shardrt_convert(buf, SHARDRT_F32, src + (size_t)(at - pi.offset) * es, tt->dtype, (size_t)n);
+      const unsigned char *from = src + (size_t)(at - pi.offset) * es;
+      if (tr[i]) {
+        gather_transposed(gath, src, es, pi.shape[0], pi.shape[1], at - pi.offset, n);
+        from = gath;
+      }
+      shardrt_convert(buf, SHARDRT_F32, from, tt->dtype, (size_t)n);
       if (fin) rc = check_values(buf, (size_t)n, at - pi.offset, path, pi.name);
       if (rc == SHARDRT_OK) rc = shardrt__state_write(ctx, pi.unit, SHARDRT__ROLE_PARAM, at, n, buf);
     }
   }
   if (opened) shardrt__st_close(&f);
   free(tof);
+  free(tr);
   free(buf);
+  free(gath);
   return shardrt__ck_agree(ctx, rc);
 }
 
@@ -108,35 +158,49 @@ typedef struct fill_ctx {
   shardrt_dtype dt;
   bool check;
   const char *path, *name;
+  float *tmp;     /* transposed: the chunk in fp32 before it is scattered */
+  int64_t R, C;   /* transposed: the parameter's shape (the file holds [C, R]) */
 } fill_ctx;
 
 static shardrt_status fill_chunk(uint64_t off, const void *data, size_t n, void *arg) {
   fill_ctx *c = arg;
-  shardrt_convert(c->dst + off, SHARDRT_F32, data, c->dt, n);
-  return c->check ? check_values(c->dst + off, n, (int64_t)off, c->path, c->name) : SHARDRT_OK;
+  if (!c->tmp) {
+    shardrt_convert(c->dst + off, SHARDRT_F32, data, c->dt, n);
+    return c->check ? check_values(c->dst + off, n, (int64_t)off, c->path, c->name) : SHARDRT_OK;
+  }
+  shardrt_convert(c->tmp, SHARDRT_F32, data, c->dt, n);
+  if (c->check) SHARDRT__CHECK(check_values(c->tmp, n, (int64_t)off, c->path, c->name));
+  for (size_t k = 0; k < n; k++) { /* file element q = (col, row) of the parameter */
+    int64_t q = (int64_t)off + (int64_t)k, col = q / c->R, row = q % c->R;
+    c->dst[row * c->C + col] = c->tmp[k];
+  }
+  return SHARDRT_OK;
 }
 
 /* Rank 0 reads unit by unit; the others receive only what they own. */
-static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path) {
+static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path, const shardrt_weight_map *map) {
   bool root = shardrt_rank(ctx) == 0;
   int np = shardrt_num_params(ctx), nu = shardrt_num_units(ctx);
   shardrt__st_file f;
   bool opened = false;
   int *tof = NULL;
-  float *unit_buf = NULL;
+  bool *tr = NULL;
+  float *unit_buf = NULL, *tmp = NULL;
   void *scratch = NULL;
   shardrt_status rc = SHARDRT_OK;
   if (root) {
     int64_t max_numel = shardrt__ck_max_unit_numel(ctx);
     tof = malloc(((size_t)np + 1) * sizeof *tof);
+    tr = calloc((size_t)np + 1, 1);
     unit_buf = malloc((size_t)(max_numel ? max_numel : 1) * sizeof(float));
     scratch = malloc(CONV_ELEMS * sizeof(float));
-    if (!tof || !unit_buf || !scratch) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading '%s' on rank 0 (one unit: %lld elements)", path, (long long)max_numel);
+    tmp = malloc(CONV_ELEMS * sizeof(float));
+    if (!tof || !tr || !unit_buf || !scratch || !tmp) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading '%s' on rank 0 (one unit: %lld elements)", path, (long long)max_numel);
     if (rc == SHARDRT_OK) {
       rc = shardrt__st_open(&f, path);
       opened = rc == SHARDRT_OK;
     }
-    if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, tof);
+    if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, map, tof, tr);
   }
   SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
   for (int u = 0; u < nu; u++) {
@@ -149,7 +213,8 @@ static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path) {
         shardrt_param_info_get(ctx, i, &pi);
         if (pi.unit != u) continue;
         fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = f.t[tof[i]].dtype, .check = check_finite_on(), .path = path,
-                       .name = pi.name};
+                       .name = pi.name, .tmp = tr[i] ? tmp : NULL, .R = pi.shape[0],
+                       .C = pi.ndim == 2 ? pi.shape[1] : 1};
         rc = shardrt__st_stream(&f, tof[i], scratch, CONV_ELEMS * sizeof(float) / 2, fill_chunk, &fc);
       }
     }
@@ -159,15 +224,17 @@ static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path) {
 out:
   if (opened) shardrt__st_close(&f);
   free(tof);
+  free(tr);
   free(unit_buf);
+  free(tmp);
   free(scratch);
   return rc;
 }
 
-static shardrt_status load_weights_impl(shardrt_ctx *ctx, const char *path) {
+static shardrt_status load_weights_impl(shardrt_ctx *ctx, const char *path, const shardrt_weight_map *map) {
   const shardrt_plan *p = shardrt_get_plan(ctx);
   bool from_root = p->cpu_ram_efficient_loading && shardrt_world_size(ctx) > 1;
-  SHARDRT__CHECK(from_root ? load_from_root(ctx, path) : load_mapped(ctx, path));
+  SHARDRT__CHECK(from_root ? load_from_root(ctx, path, map) : load_mapped(ctx, path, map));
   return shardrt__state_refresh(ctx);
 }
 
@@ -175,7 +242,16 @@ shardrt_status shardrt_load_weights(shardrt_ctx *ctx, const char *path) {
   if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_weights: ctx is NULL");
   if (!path || !*path) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_weights: path is NULL or empty");
   SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_LOAD, NULL, 0, 0, 0));
-  return load_weights_impl(ctx, path);
+  return load_weights_impl(ctx, path, NULL);
+}
+
+shardrt_status shardrt_load_weights_mapped(shardrt_ctx *ctx, const char *path, const shardrt_weight_map *map) {
+  if (map && !map->to_file)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_weights_mapped: map->to_file is NULL");
+  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_weights_mapped: ctx is NULL");
+  if (!path || !*path) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_load_weights_mapped: path is NULL or empty");
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_LOAD, NULL, 0, 0, 0));
+  return load_weights_impl(ctx, path, map);
 }
 
 /* ---- checkpoints ---- */
@@ -334,7 +410,7 @@ static shardrt_status load_dir(shardrt_ctx *ctx, const char *dir, void *user_buf
   free(old_of);
   rc = shardrt__ck_agree(ctx, rc);
   if (rc != SHARDRT_OK) return shardrt__error_wrap(rc, "loading checkpoint '%s'", dir);
-  rc = params_from_model ? load_weights_impl(ctx, model) : shardrt__state_refresh(ctx);
+  rc = params_from_model ? load_weights_impl(ctx, model, NULL) : shardrt__state_refresh(ctx);
   if (rc != SHARDRT_OK) return shardrt__error_wrap(rc, "loading checkpoint '%s'", dir);
   /* Last, once everything loaded: a failed load leaves the step count alone. */
   shardrt__train_state_set(ctx, &ts);

@@ -49,34 +49,62 @@ static int *param_order(shardrt_ctx *ctx) {
   return ord;
 }
 
+/* Names and layouts of the file's tensors through map (NULL: as
+ * registered). names holds np slots of SAVE_NAME bytes. */
+#define SAVE_NAME 512
+static shardrt_status save_names(shardrt_ctx *ctx, const int *ord, const shardrt_weight_map *map, shardrt__st_tensor *tens,
+                                 char (*names)[SAVE_NAME], bool *tr, shardrt_dtype dtype) {
+  int np = shardrt_num_params(ctx);
+  for (int k = 0; k < np; k++) {
+    shardrt_param_info pi;
+    shardrt_param_info_get(ctx, ord[k], &pi);
+    tr[k] = false;
+    const char *name = pi.name;
+    if (map) {
+      names[k][0] = 0;
+      if (!map->to_file(map->arg, pi.name, NULL, NULL, names[k], SAVE_NAME, &tr[k]) || !names[k][0])
+        return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "the weight map has no file name for parameter '%s'", pi.name);
+      if (tr[k] && pi.ndim != 2)
+        return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "the weight map transposes parameter '%s', which is not 2-D", pi.name);
+      for (int q = 0; q < k; q++)
+        if (!strcmp(names[q], names[k]))
+          return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "the weight map gives two parameters the file name '%s'", names[k]);
+      name = names[k];
+    }
+    tens[k] = (shardrt__st_tensor){.name = (char *)name, .dtype = dtype, .ndim = pi.ndim};
+    memcpy(tens[k].shape, pi.shape, sizeof pi.shape);
+    if (tr[k]) tens[k].shape[0] = pi.shape[1], tens[k].shape[1] = pi.shape[0];
+  }
+  return SHARDRT_OK;
+}
+
 shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, const char *ckpt_id,
-                                     uint64_t *bytes, uint32_t *header_crc) {
+                                     uint64_t *bytes, uint32_t *header_crc, const shardrt_weight_map *map) {
   bool root = shardrt_rank(ctx) == 0;
   int np = shardrt_num_params(ctx), nu = shardrt_num_units(ctx);
   shardrt__st_writer w = {0};
-  float *unit_buf = NULL;
+  float *unit_buf = NULL, *tbuf = NULL;
   void *conv = NULL;
   int *ord = NULL;
   shardrt__st_tensor *tens = NULL;
+  char (*names)[SAVE_NAME] = NULL;
+  bool *tr = NULL;
   shardrt_status rc = SHARDRT_OK;
   if (root) {
     int64_t max_numel = shardrt__ck_max_unit_numel(ctx);
     ord = param_order(ctx);
     tens = calloc((size_t)np + 1, sizeof *tens);
+    tr = calloc((size_t)np + 1, 1);
+    if (map) names = calloc((size_t)np + 1, sizeof *names), tbuf = malloc(CONV_ELEMS * sizeof(float));
     unit_buf = malloc((size_t)(max_numel ? max_numel : 1) * sizeof(float));
     conv = malloc(CONV_ELEMS * sizeof(float));
-    if (!ord || !tens || !unit_buf || !conv) {
+    if (!ord || !tens || !tr || !unit_buf || !conv || (map && (!names || !tbuf))) {
       rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "saving '%s': rank 0 needs one unit (%lld elements) of host memory",
                           path, (long long)max_numel);
     } else {
-      for (int k = 0; k < np; k++) {
-        shardrt_param_info pi;
-        shardrt_param_info_get(ctx, ord[k], &pi);
-        tens[k] = (shardrt__st_tensor){.name = (char *)pi.name, .dtype = dtype, .ndim = pi.ndim};
-        memcpy(tens[k].shape, pi.shape, sizeof pi.shape);
-      }
+      rc = save_names(ctx, ord, map, tens, names, tr, dtype);
       const char *meta[] = {"format", "pt", "shardrt.dtype", shardrt_dtype_name(dtype), "shardrt.checkpoint_id", ckpt_id};
-      rc = shardrt__stw_begin(&w, path, tens, np, meta, ckpt_id ? 3 : 2);
+      if (rc == SHARDRT_OK) rc = shardrt__stw_begin(&w, path, tens, np, meta, ckpt_id ? 3 : 2);
     }
   }
   rc = shardrt__ck_agree(ctx, rc);
@@ -99,7 +127,16 @@ shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt
       if (pi.unit != u) break;
       for (int64_t at = 0; at < pi.numel && wrc == SHARDRT_OK; at += CONV_ELEMS) {
         size_t n = (size_t)(pi.numel - at < CONV_ELEMS ? pi.numel - at : CONV_ELEMS);
-        shardrt_convert(conv, dtype, unit_buf + pi.offset + at, SHARDRT_F32, n);
+        const float *from = unit_buf + pi.offset + at;
+        if (tr[k]) { /* file element q is (col, row) of the [R, C] parameter */
+          int64_t R = pi.shape[0], C = pi.shape[1];
+          for (size_t e = 0; e < n; e++) {
+            int64_t q = at + (int64_t)e;
+            tbuf[e] = unit_buf[pi.offset + (q % R) * C + q / R];
+          }
+          from = tbuf;
+        }
+        shardrt_convert(conv, dtype, from, SHARDRT_F32, n);
         wrc = shardrt__stw_write(&w, conv, n * shardrt_dtype_size(dtype));
       }
     }
@@ -113,9 +150,12 @@ shardrt_status shardrt__ck_save_full(shardrt_ctx *ctx, const char *path, shardrt
 out:
   shardrt__stw_abort(&w);
   free(unit_buf);
+  free(tbuf);
   free(conv);
   free(ord);
   free(tens);
+  free(names);
+  free(tr);
   return rc;
 }
 
@@ -126,7 +166,19 @@ shardrt_status shardrt_save_weights(shardrt_ctx *ctx, const char *path, shardrt_
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights: dtype %d is not fp32, bf16 or fp16", (int)dtype);
   SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_SAVE, NULL, 0, 0, 0));
   shardrt__crash_arm();
-  return shardrt__ck_save_full(ctx, path, dtype, NULL, NULL, NULL);
+  return shardrt__ck_save_full(ctx, path, dtype, NULL, NULL, NULL, NULL);
+}
+
+shardrt_status shardrt_save_weights_mapped(shardrt_ctx *ctx, const char *path, shardrt_dtype dtype, const shardrt_weight_map *map) {
+  if (map && !map->to_file)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights_mapped: map->to_file is NULL");
+  if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights_mapped: ctx is NULL");
+  if (!path || !*path) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights_mapped: path is NULL or empty");
+  if ((unsigned)dtype > SHARDRT_F16)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_save_weights_mapped: dtype %d is not fp32, bf16 or fp16", (int)dtype);
+  SHARDRT__CHECK(shardrt__sync_check(ctx, SHARDRT__SYNC_SAVE, NULL, 0, 0, 0));
+  shardrt__crash_arm();
+  return shardrt__ck_save_full(ctx, path, dtype, NULL, NULL, NULL, map);
 }
 
 /* Splits every unit into pieces, one per writing rank. Ranks owning the same
@@ -325,8 +377,8 @@ shardrt_status shardrt_save_checkpoint(shardrt_ctx *ctx, const char *dir, const 
     m.model_dtype = o.full_dtype < 0 ? default_full_dtype(ctx) : (shardrt_dtype)o.full_dtype;
     snprintf(m.model_file, sizeof m.model_file, "%s", SHARDRT__CK_MODEL_FILE);
     snprintf(path, sizeof path, "%s/%s", dir, SHARDRT__CK_MODEL_FILE);
-    SHARDRT__CHECK_GOTO(shardrt__ck_save_full(ctx, path, m.model_dtype, m.ckpt_id, &m.model_bytes, &m.model_header_crc),
-                        rc, out);
+    SHARDRT__CHECK_GOTO(
+        shardrt__ck_save_full(ctx, path, m.model_dtype, m.ckpt_id, &m.model_bytes, &m.model_header_crc, NULL), rc, out);
     /* The rank files keep the exact parameters only when the model file cannot. */
     m.in_shards[SHARDRT__ROLE_PARAM] =
         !(m.model_dtype == SHARDRT_F32 || m.model_dtype == m.role_dtype[SHARDRT__ROLE_PARAM]);
