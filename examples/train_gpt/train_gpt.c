@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../common/trainer.h"
+#include "gpt_blas.h"
 #include "gpt_data.h"
 #include "gpt_model.h"
 #include "gpt_run.h"
@@ -122,6 +123,8 @@ static int check_options(const ex_opts *o, const gpt_flags *fl, shardrt_plan *pl
 }
 
 int main(int argc, char **argv) {
+  /* first: it may re-execute the program with a better OpenBLAS kernel */
+  gpt_blas_startup(argv);
   shardrt_plan plan;
   if (shardrt_plan_from_args(&argc, argv, &plan) != SHARDRT_OK) {
     fprintf(stderr, "%s: error: %s\n", prog, shardrt_last_error());
@@ -186,6 +189,11 @@ int main(int argc, char **argv) {
            "%d x %d sequences per rank per micro-batch, data %s (%lld bytes)\n",
            cfg.n_layer, cfg.n_embd, cfg.n_head, T, cfg.vocab, (long long)shardrt_total_numel(ctx), world,
            shardrt_strategy_name(pl->strategy), shardrt_num_units(ctx), A, rows, fl.data, (long long)data.n);
+  if (rank == 0 && !o.quiet) {
+    char note[320];
+    gpt_blas_note(note, sizeof note);
+    printf("train_gpt: %s\n", note);
+  }
 
   const double global_tokens = (double)o.global_batch * T;
   for (int step = first_step; step <= o.steps && code == 0; step++) {
