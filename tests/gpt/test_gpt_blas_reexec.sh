@@ -8,6 +8,7 @@
 # usage: test_gpt_blas_reexec.sh TRAIN_GPT SHIM.so
 set -u
 exe=$1 shim=$2
+unset SHARDRT_BLAS_AUTO OPENBLAS_CORETYPE SHARDRT_BLAS_DETECTED
 if grep -qw avx512bw /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo && grep -qw avx512vl /proc/cpuinfo; then
   want=SkylakeX
 elif grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
