@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../common/trainer.h"
+#include "gpt_blas.h"
 #include "gpt_data.h"
 #include "gpt_hf.h"
 #include "gpt_model.h"
@@ -190,6 +191,8 @@ static int export_hf(shardrt_ctx *ctx, const gpt_config *cfg, const char *dir, s
 }
 
 int main(int argc, char **argv) {
+  /* first: it may re-execute the program with a better OpenBLAS kernel */
+  gpt_blas_startup(argv);
   shardrt_plan plan;
   if (shardrt_plan_from_args(&argc, argv, &plan) != SHARDRT_OK) {
     fprintf(stderr, "%s: error: %s\n", prog, shardrt_last_error());
@@ -267,6 +270,11 @@ int main(int argc, char **argv) {
            cfg.n_layer, cfg.n_embd, cfg.n_head, T, cfg.vocab, (long long)shardrt_total_numel(ctx), world,
            shardrt_strategy_name(pl->strategy), shardrt_num_units(ctx), A, rows, fl.data, (long long)data.n,
            data.shards ? ", llm.c shards" : ", raw bytes");
+  if (rank == 0 && !o.quiet) {
+    char note[320];
+    gpt_blas_note(note, sizeof note);
+    printf("train_gpt: %s\n", note);
+  }
 
   const double global_tokens = (double)o.global_batch * T;
   for (int step = first_step; step <= o.steps && code == 0; step++) {

@@ -215,7 +215,7 @@ gpu_part mlp_np2_mpi_full 20 120 mlp 2 fsdp_full_shard.yaml mpi
 gpu_part mlp_np2_mpi_noshard 20 120 mlp 2 fsdp_no_shard.yaml mpi
 gpu_part mlp_np1_offload 20 90 mlp 1 fsdp_offload.yaml nccl SHARDRT_COLL_SINGLE_RANK=1
 gpu_part bench_kernels 20 90 "$BIN/bench_kernels"
-gpu_part bench_gpt2 60 180 tests/bench/bench_strategies.sh --np 1 --device cuda --preset gpt2 --global_batch 8 --steps 12 \
+gpu_part bench_gpt2 60 180 tests/bench/bench_strategies.sh --np 1 --device cuda --preset gpt2 --global_batch 8 --steps 12 --repeats 1 \
   --strategies "NO_SHARD FULL_SHARD" -- --mixed_precision bf16
 # The side-by-side with PyTorch FSDP2 (eager and compiled), when the tree has it.
 if [ -f tests/bench/gpu_gpt_vs_torch.sh ]; then
