@@ -14,9 +14,10 @@ double shardrt__now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void account(shardrt_ctx *ctx, shardrt_coll_kind k, size_t bytes, double t0) {
+static void account(shardrt_ctx *ctx, shardrt_coll_kind k, shardrt__group g, size_t bytes, double t0) {
   ctx->cstats.calls[k]++;
   ctx->cstats.bytes[k] += bytes;
+  if (ctx->group_cross[g]) ctx->cstats.cross_host_bytes[g] += bytes;
   double t1 = shardrt__now();
   ctx->cstats.time_s[k] += t1 - t0;
   shardrt__trace_span(ctx->trace, "comm", shardrt_coll_kind_name(k), t0, t1, (int64_t)bytes);
@@ -32,7 +33,7 @@ shardrt_status shardrt__all_gather(shardrt_ctx *ctx, const shardrt__unit *u, sha
   }
   double t0 = shardrt__now();
   SHARDRT__CHECK(ctx->comm.i->all_gather(ctx->comm.self, g, send, recv, count, dt, req));
-  account(ctx, SHARDRT_COLL_ALL_GATHER, count * shardrt_dtype_size(dt) * (size_t)ctx->comm.size[g], t0);
+  account(ctx, SHARDRT_COLL_ALL_GATHER, g, count * shardrt_dtype_size(dt) * (size_t)ctx->comm.size[g], t0);
   return SHARDRT_OK;
 }
 
@@ -44,7 +45,7 @@ shardrt_status shardrt__reduce_scatter(shardrt_ctx *ctx, const shardrt__unit *u,
     return ctx->dev.i->copy(ctx->dev.self, recv, send, count * shardrt_dtype_size(dt), SHARDRT__D2D);
   double t0 = shardrt__now();
   SHARDRT__CHECK(ctx->comm.i->reduce_scatter(ctx->comm.self, g, send, recv, count, dt, req));
-  account(ctx, SHARDRT_COLL_REDUCE_SCATTER, count * shardrt_dtype_size(dt) * (size_t)ctx->comm.size[g], t0);
+  account(ctx, SHARDRT_COLL_REDUCE_SCATTER, g, count * shardrt_dtype_size(dt) * (size_t)ctx->comm.size[g], t0);
   return SHARDRT_OK;
 }
 
@@ -55,7 +56,7 @@ shardrt_status shardrt__all_reduce(shardrt_ctx *ctx, const shardrt__unit *u, sha
   if (ctx->comm.size[g] == 1) return SHARDRT_OK;
   double t0 = shardrt__now();
   SHARDRT__CHECK(ctx->comm.i->all_reduce(ctx->comm.self, g, buf, count, dt, req));
-  account(ctx, SHARDRT_COLL_ALL_REDUCE, count * shardrt_dtype_size(dt), t0);
+  account(ctx, SHARDRT_COLL_ALL_REDUCE, g, count * shardrt_dtype_size(dt), t0);
   return SHARDRT_OK;
 }
 
