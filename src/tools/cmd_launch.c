@@ -128,6 +128,11 @@ int shardrt_cmd_launch(int argc, char **argv) {
   if (plan.num_processes < 1)
     return fail("%s", "num_processes is not set: pass --num_processes N or set it in the config");
   if (shardrt_plan_resolve(&plan, plan.num_processes) != SHARDRT_OK) return fail("%s", shardrt_last_error());
+  if (plan.num_machines > 1 && plan.machine_rank != 0) {
+    printf("shardrt launch: machine_rank %d: nothing to do here; mpirun on machine_rank 0 starts the ranks of every "
+           "machine listed in mpirun_config.mpirun_hostfile\n", plan.machine_rank);
+    return 0;
+  }
   const char *hostfile = hostfile_flag ? hostfile_flag : plan.mpirun_hostfile[0] ? plan.mpirun_hostfile : NULL;
   char hf_err[1024], npernode[16] = "";
   if (hostfile) {
@@ -137,11 +142,6 @@ int shardrt_cmd_launch(int argc, char **argv) {
     shardrt_hostfile_free(&hf);
     if (bad) return fail("%s", hf_err);
     snprintf(npernode, sizeof npernode, "%d", plan.num_processes / plan.num_machines);
-  }
-  if (plan.num_machines > 1 && plan.machine_rank != 0) {
-    printf("shardrt launch: machine_rank %d: nothing to do here; mpirun on machine_rank 0 starts the ranks of every "
-           "machine listed in mpirun_config.mpirun_hostfile\n", plan.machine_rank);
-    return 0;
   }
 
   /* The ranks' environment: the config (absolute, ranks may start elsewhere)
