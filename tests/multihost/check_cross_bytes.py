@@ -3,7 +3,7 @@
 """Cross-host bytes of 2-host runs: the runtime's counters against the group
 layout, and the link counters against the least traffic the collectives need.
 
-usage: check_cross_bytes.py DIR TAG:KIND ...   (KIND: hybrid | full)
+usage: check_cross_bytes.py DIR TAG:KIND ... [--estimate EST.json]   (KIND: hybrid | full)
 DIR holds TAG.jsonl (20 steps), TAG_10.jsonl (10 steps) and TAG.wire /
 TAG_10.wire (bytes the hosts sent onto their links during each run).
 
@@ -16,6 +16,10 @@ from rank 0's logical byte counters (nccl-tests' S of each call):
          each of the P replica all-reduces of s bytes needs every host to
          send and receive (H-1)/H * s twice (reduce, then share):
          2 * (H-1) * P * all_reduce
+With --estimate (`shardrt estimate-time --format json` for the same model,
+world and ranks per host): its least bytes out of a node, times H, must be
+the least above for the run's strategy, and the link bytes must lie within
+[1, SLACK] of it too -- the cost model checked against measured traffic.
 """
 import json
 import sys
@@ -30,6 +34,12 @@ def last(path):
 
 
 def main(argv):
+    est = None
+    if "--estimate" in argv:
+        i = argv.index("--estimate")
+        with open(argv[i + 1]) as f:
+            est = json.load(f)["strategies"]
+        del argv[i:i + 2]
     d, specs = argv[0], argv[1:]
     bad = 0
     rows = []
@@ -56,6 +66,15 @@ def main(argv):
         if not ok:
             print(f"FAIL: {tag}: {per_step:.0f} link bytes per step, outside [{least}, {SLACK} x {least}]")
             bad += 1
+        if est is not None and rec["strategy"] in est:
+            model = H * est[rec["strategy"]]["node_out_bytes"]
+            if abs(model - least) > 1e-9 * least:
+                print(f"FAIL: {tag}: estimate-time says {model:.0f} bytes leave the hosts per step, "
+                      f"the run's collectives need {least}")
+                bad += 1
+            else:
+                print(f"{tag}: estimate-time's bytes out of the hosts ({model:.0f}/step) = the run's least; "
+                      f"the link carried {per_step / model:.2f}x that")
     print(f"{'run':28} {'layout':6} {'counted':>10} {'least':>10} {'on the link':>12} {'ratio':>6}  (bytes/step)")
     for r in rows:
         print(f"{r[0]:28} {r[1]:6} {r[2]:>10} {r[3]:>10} {r[4]:>12.0f} {r[5]:>6.2f}")
