@@ -88,11 +88,11 @@ mh_limit() {
   MH_SHAPER=""
   for ((i = 0; i < ${#MH_NS[@]}; i++)); do
     local ns=${MH_NS[$i]}
-    if [ -n "$delay" ] && ip -n "$ns" qdisc replace dev eth0 root netem rate "$rate" delay "$delay" 2>/dev/null; then
+    if [ -n "$delay" ] && tc -n "$ns" qdisc replace dev eth0 root netem rate "$rate" delay "$delay" 2>/dev/null; then
       MH_SHAPER="netem rate $rate delay $delay"
     else
       # No netem in this kernel: rate only (token bucket), no added delay.
-      ip -n "$ns" qdisc replace dev eth0 root tbf rate "$rate" burst 256kb latency 50ms
+      tc -n "$ns" qdisc replace dev eth0 root tbf rate "$rate" burst 256kb latency 50ms
       MH_SHAPER="tbf rate $rate (netem unavailable: no added delay)"
     fi
   done
