@@ -45,8 +45,25 @@ mh_can_run() {
   exit 77
 }
 
+# Namespaces and bridges of runs that were killed before their trap ran
+# (a ctest timeout sends SIGKILL): their creator's pid is in the name.
+mh_reap_stale() {
+  local ns pid
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^shrt[0-9]+h[0-9]+$'); do
+    pid=${ns#shrt}; pid=${pid%h*}
+    kill -0 "$pid" 2>/dev/null && continue
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  for ns in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^shrt[0-9]+br$'); do
+    pid=${ns#shrt}; pid=${pid%br}
+    kill -0 "$pid" 2>/dev/null || ip link del "$ns" 2>/dev/null || true
+  done
+}
+
 mh_setup() {
   local n=$1 dir=$2
+  mh_reap_stale
   # A subnet per run, so parallel runs do not collide.
   local net="10.$((100 + $$ % 100)).$(($$ / 100 % 250))"
   MH_NET="$net.0/24"
