@@ -40,12 +40,13 @@ for s in FULL_SHARD HYBRID_SHARD; do
   run "$s" "$WARM" "${s}_warm"
   run "$s" "$STEPS" "$s"
 done
-n=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["comm_bytes"]["reduce_scatter"] // 4)' "$T/FULL_SHARD.jsonl")
-"$BIN/shardrt" estimate-time --num_params "$n" --world_size 4 --gpus_per_node 2 --format json >"$T/est.json"
+for s in FULL_SHARD HYBRID_SHARD; do # the padded size depends on the shard group: fp32 reduce-scatter bytes / 4
+  n=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["comm_bytes"]["reduce_scatter"] // 4)' "$T/$s.jsonl")
+  "$BIN/shardrt" estimate-time --num_params "$n" --world_size 4 --gpus_per_node 2 --format json >"$T/$s.est.json"
+done
 python3 - "$T" "$STEPS" "$WARM" "$MH_SHAPER" "$n" <<'PY'
 import json, statistics, sys
 d, steps, warm, shaper, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
-est = json.load(open(f"{d}/est.json"))["strategies"]
 print(f"2 hosts x 2 ranks, link {shaper}; train_mlp {n} parameters (padded), fp32, "
       f"median over steps {warm + 1}..{steps}")
 print(f"{'strategy':14} {'step time':>10} {'exposed':>9} {'counted cross-host':>19} {'on the link':>12} "
@@ -57,7 +58,7 @@ for s in ("FULL_SHARD", "HYBRID_SHARD"):
     exp = statistics.median(r["exposed_comm_s"] for r in rows)
     counted = sum(rows[-1]["cross_host_bytes"].values())
     link = (int(open(f"{d}/{s}.wire").read()) - int(open(f"{d}/{s}_warm.wire").read())) / (steps - warm)
-    least = 2 * est[s]["node_out_bytes"]
+    least = 2 * json.load(open(f"{d}/{s}.est.json"))["strategies"][s]["node_out_bytes"]
     print(f"{s:14} {t[s] * 1e3:8.1f}ms {exp * 1e3:7.1f}ms {counted:>19} {link:>12.0f} {least:>17.0f}")
     wire[s] = link
 print(f"FULL_SHARD / HYBRID_SHARD step time: {t['FULL_SHARD'] / t['HYBRID_SHARD']:.2f}x, "

@@ -3,7 +3,7 @@
 """Cross-host bytes of 2-host runs: the runtime's counters against the group
 layout, and the link counters against the least traffic the collectives need.
 
-usage: check_cross_bytes.py DIR TAG:KIND ... [--estimate EST.json]   (KIND: hybrid | full)
+usage: check_cross_bytes.py DIR TAG:KIND ... [--estimate]   (KIND: hybrid | full)
 DIR holds TAG.jsonl (20 steps), TAG_10.jsonl (10 steps) and TAG.wire /
 TAG_10.wire (bytes the hosts sent onto their links during each run).
 
@@ -16,8 +16,8 @@ from rank 0's logical byte counters (nccl-tests' S of each call):
          each of the P replica all-reduces of s bytes needs every host to
          send and receive (H-1)/H * s twice (reduce, then share):
          2 * (H-1) * P * all_reduce
-With --estimate (`shardrt estimate-time --format json` for the same model,
-world and ranks per host): its least bytes out of a node, times H, must be
+With --estimate (DIR/TAG.est.json: `shardrt estimate-time --format json`
+for the run's padded model size, world and ranks per host): its least bytes out of a node, times H, must be
 the least above for the run's strategy, and the link bytes must lie within
 [1, SLACK] of it too -- the cost model checked against measured traffic.
 """
@@ -34,12 +34,9 @@ def last(path):
 
 
 def main(argv):
-    est = None
-    if "--estimate" in argv:
-        i = argv.index("--estimate")
-        with open(argv[i + 1]) as f:
-            est = json.load(f)["strategies"]
-        del argv[i:i + 2]
+    use_est = "--estimate" in argv
+    if use_est:
+        argv.remove("--estimate")
     d, specs = argv[0], argv[1:]
     bad = 0
     rows = []
@@ -66,7 +63,8 @@ def main(argv):
         if not ok:
             print(f"FAIL: {tag}: {per_step:.0f} link bytes per step, outside [{least}, {SLACK} x {least}]")
             bad += 1
-        if est is not None and rec["strategy"] in est:
+        est = json.load(open(f"{d}/{tag}.est.json"))["strategies"] if use_est else {}
+        if rec["strategy"] in est:
             model = H * est[rec["strategy"]]["node_out_bytes"]
             if abs(model - least) > 1e-9 * least:
                 print(f"FAIL: {tag}: estimate-time says {model:.0f} bytes leave the hosts per step, "

@@ -62,12 +62,15 @@ for cfg in fsdp_hybrid_shard.yaml fsdp_hybrid_shard_zero2.yaml fsdp_full_shard.y
 done
 python3 "$SRC/tests/examples/compare_logs.py" "$T/ref.jsonl" "${fsdp[@]}" --rtol 1e-5 --weights "${fsdpw[@]}"
 python3 "$SRC/tests/examples/compare_logs.py" "$T/ref_clip.jsonl" "${ds[@]}" --rtol 1e-5 --weights "${dsw[@]}"
-# The cost model for this model (its padded size: the fp32 reduce-scatter's
-# bytes per step / 4), 4 ranks, 2 per host.
-n=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["comm_bytes"]["reduce_scatter"] // 4)' "$T/fsdp_full_shard.jsonl")
-"$BIN/shardrt" estimate-time --num_params "$n" --world_size 4 --gpus_per_node 2 --format json >"$T/est.json"
+# The cost model for each run's model (its padded size, which depends on
+# the shard group: the fp32 reduce-scatter's bytes per step / 4), 4 ranks,
+# 2 per host.
+for tag in fsdp_hybrid_shard fsdp_hybrid_shard_zero2 fsdp_full_shard ds_zero3_hpz; do
+  n=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["comm_bytes"]["reduce_scatter"] // 4)' "$T/$tag.jsonl")
+  "$BIN/shardrt" estimate-time --num_params "$n" --world_size 4 --gpus_per_node 2 --format json >"$T/$tag.est.json"
+done
 python3 "$HERE/check_cross_bytes.py" "$T" fsdp_hybrid_shard:hybrid fsdp_hybrid_shard_zero2:hybrid \
-  fsdp_full_shard:full ds_zero3_hpz:hybrid --estimate "$T/est.json"
+  fsdp_full_shard:full ds_zero3_hpz:hybrid --estimate
 
 # Ranks dealt round-robin over the hosts (0,2 on host0; 1,3 on host1):
 # renumbered host by host, same training, hybrid groups still per host.
