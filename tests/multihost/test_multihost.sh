@@ -15,6 +15,7 @@
 #    the least across 2 hosts; TCP/IP headers add ~5%);
 #  * ranks placed round-robin across hosts are renumbered host by host (a
 #    note says so) and still train identically;
+#  * HYBRID_SHARD whose config leaves num_machines at 1 shards per host;
 #  * a config whose num_machines or layout disagrees with the hosts fails
 #    with both named.
 set -euo pipefail
@@ -86,6 +87,23 @@ last = json.loads(open(sys.argv[1]).readlines()[-1])
 x = last["cross_host_bytes"]
 assert last["hosts"] == 2 and x["shard"] == 0 and x["replica"] == last["comm_bytes"]["all_reduce"] > 0, last
 print("round-robin placement: renumbered, shard groups inside hosts:", x)
+PY
+
+# HYBRID_SHARD with num_machines left at 1 and no group size: unambiguous,
+# the shard groups follow the hosts, with a note.
+timeout 300 ip netns exec "${MH_NS[0]}" unshare --uts sh -c 'hostname host0; exec "$@"' sh \
+  "$MPIRUN" $MH_FLAGS --hostfile "$T/hostfile" --npernode 2 -np 4 "$BIN/train_mlp" \
+  --config_file "$SRC/configs/fsdp_hybrid_shard.yaml" --num_processes 4 --num_machines 1 "${TRAIN[@]}" --steps 20 \
+  --log "$T/follow.jsonl" >"$T/follow.out" 2>&1 || { cat "$T/follow.out"; exit 1; }
+grep -q "shard groups follow the hosts (num_machines 2)" "$T/follow.out" ||
+  { echo "FAIL: no note that the groups follow the hosts:"; cat "$T/follow.out"; exit 1; }
+python3 "$SRC/tests/examples/compare_logs.py" "$T/ref.jsonl" "$T/follow.jsonl" --rtol 1e-5
+python3 - "$T/follow.jsonl" <<'PY'
+import json, sys
+last = json.loads(open(sys.argv[1]).readlines()[-1])
+x = last["cross_host_bytes"]
+assert x["shard"] == 0 and x["replica"] == last["comm_bytes"]["all_reduce"] > 0, last
+print("num_machines 1 on 2 hosts: shard groups follow the hosts:", x)
 PY
 
 # The config against the hosts: each failure names what the config says and what the hosts are.
