@@ -252,6 +252,10 @@ void ex_log_step(FILE *f, shardrt_ctx *ctx, const ex_step_record *r) {
           (unsigned long long)ms.master, (unsigned long long)ms.optimizer, (unsigned long long)ms.offloaded,
           (unsigned long long)ms.peak, comm_time, cs.exposed_s, r->grad_norm, r->loss_scale,
           r->skipped ? "true" : "false", shardrt_last_lr(ctx));
+  /* Bytes of collectives on groups that span hosts, by group (multi-host). */
+  fprintf(f, ", \"hosts\": %d, \"cross_host_bytes\": {\"world\": %llu, \"shard\": %llu, \"replica\": %llu}",
+          shardrt_num_hosts(ctx), (unsigned long long)cs.cross_host_bytes[0],
+          (unsigned long long)cs.cross_host_bytes[1], (unsigned long long)cs.cross_host_bytes[2]);
   if (r->tokens_per_s >= 0) fprintf(f, ", \"tokens_per_s\": %.3f", r->tokens_per_s);
   fprintf(f, "}\n");
   fflush(f);

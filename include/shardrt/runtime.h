@@ -52,6 +52,10 @@ SHARDRT_API void shardrt_ctx_destroy(shardrt_ctx *ctx);
 SHARDRT_API int shardrt_rank(const shardrt_ctx *ctx);
 SHARDRT_API int shardrt_world_size(const shardrt_ctx *ctx);
 SHARDRT_API int shardrt_local_rank(const shardrt_ctx *ctx);
+/* Hosts the ranks run on (MPI's shared-memory split). libshardrt numbers its
+ * ranks host by host: shardrt_rank() is the MPI rank when the launch placed
+ * ranks contiguously by host (shardrt launch does), else it is renumbered. */
+SHARDRT_API int shardrt_num_hosts(const shardrt_ctx *ctx);
 SHARDRT_API shardrt_device_kind shardrt_device(const shardrt_ctx *ctx);
 SHARDRT_API const char *shardrt_comm_name(const shardrt_ctx *ctx); /* "mpi" | "nccl" */
 SHARDRT_API const shardrt_plan *shardrt_get_plan(const shardrt_ctx *ctx);
@@ -204,6 +208,10 @@ typedef struct shardrt_comm_stats {
   uint64_t bytes[SHARDRT_COLL_COUNT_];
   double time_s[SHARDRT_COLL_COUNT_]; /* wall time spent in (or waiting on) the collective */
   double exposed_s;                   /* time compute waited on communication */
+  /* Bytes (the same S) of the collectives whose group spans more than one
+   * host, by group: [0] world, [1] shard group, [2] replica group (HYBRID's
+   * all-reduce across shard groups). Zero on one host. */
+  uint64_t cross_host_bytes[3];
 } shardrt_comm_stats;
 SHARDRT_API void shardrt_comm_stats_get(const shardrt_ctx *ctx, shardrt_comm_stats *out);
 SHARDRT_API void shardrt_comm_stats_reset(shardrt_ctx *ctx);

@@ -32,6 +32,7 @@ static const flag flags[] = {
     {"main_process_port", SHARDRT__F_PORT, SHARDRT__FLAG_VALUE, 0},
     {"gpu_ids", SHARDRT__F_GPU_IDS, SHARDRT__FLAG_VALUE, 0},
     {"mpirun_hostfile", SHARDRT__F_HOSTFILE, SHARDRT__FLAG_VALUE, 0},
+    {"deepspeed_hostfile", SHARDRT__F_HOSTFILE, SHARDRT__FLAG_VALUE, 0},
     {"fsdp_version", SHARDRT__F_FSDP_VERSION, SHARDRT__FLAG_VALUE, 0},
     {"fsdp_sharding_strategy", SHARDRT__F_STRATEGY, SHARDRT__FLAG_VALUE, 0},
     {"fsdp_reshard_after_forward", SHARDRT__F_RESHARD, SHARDRT__FLAG_VALUE, 0},

@@ -48,7 +48,7 @@ static const shardrt__key ds_keys[] = {
     FIELD("zero3_save_16bit_model", SHARDRT__F_Z3_SAVE),
     FIELD("deepspeed_config_file", SHARDRT__F_DS_FILE),
     IGNORE("deepspeed_multinode_launcher"),
-    WARN("deepspeed_hostfile", "shardrt launch uses mpirun_config.mpirun_hostfile"),
+    FIELD("deepspeed_hostfile", SHARDRT__F_HOSTFILE), /* same format as mpirun's: shardrt launch hands it over */
     WARN("deepspeed_exclusion_filter", "shardrt launch has no host filters"),
     WARN("deepspeed_inclusion_filter", "shardrt launch has no host filters"),
     WARN("deepspeed_moe_layer_cls_names", "libshardrt has no mixture-of-experts support"),

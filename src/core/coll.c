@@ -149,6 +149,7 @@ shardrt_status shardrt__all_gather(shardrt_ctx *ctx, const shardrt__unit *u, sha
   }
   double t0 = shardrt__now();
   SHARDRT__CHECK(ctx->comm.i->all_gather(ctx->comm.self, g, send, recv, count, dt, req));
+  if (ctx->group_cross[g]) ctx->cstats.cross_host_bytes[g] += count * shardrt_dtype_size(dt) * (size_t)ctx->comm.size[g];
   return issued(ctx, SHARDRT_COLL_ALL_GATHER, count * shardrt_dtype_size(dt) * (size_t)ctx->comm.size[g], t0, *req);
 }
 
@@ -161,6 +162,7 @@ shardrt_status shardrt__reduce_scatter(shardrt_ctx *ctx, const shardrt__unit *u,
   if (skip) return ctx->dev.i->copy(ctx->dev.self, recv, send, count * shardrt_dtype_size(dt), SHARDRT__D2D);
   double t0 = shardrt__now();
   SHARDRT__CHECK(ctx->comm.i->reduce_scatter(ctx->comm.self, g, send, recv, count, dt, req));
+  if (ctx->group_cross[g]) ctx->cstats.cross_host_bytes[g] += count * shardrt_dtype_size(dt) * (size_t)ctx->comm.size[g];
   return issued(ctx, SHARDRT_COLL_REDUCE_SCATTER, count * shardrt_dtype_size(dt) * (size_t)ctx->comm.size[g], t0,
                 *req);
 }
@@ -174,6 +176,7 @@ shardrt_status shardrt__all_reduce(shardrt_ctx *ctx, const shardrt__unit *u, sha
   if (skip) return SHARDRT_OK;
   double t0 = shardrt__now();
   SHARDRT__CHECK(ctx->comm.i->all_reduce(ctx->comm.self, g, buf, count, dt, req));
+  if (ctx->group_cross[g]) ctx->cstats.cross_host_bytes[g] += count * shardrt_dtype_size(dt);
   return issued(ctx, SHARDRT_COLL_ALL_REDUCE, count * shardrt_dtype_size(dt), t0, *req);
 }
 

@@ -39,7 +39,8 @@ static shardrt_status pick_device(shardrt_ctx *ctx, const char *want, int local_
 }
 
 static shardrt_status pick_comm(shardrt_ctx *ctx, const char *want, void *mpi_comm, int local_size) {
-  shardrt__comm_args a = {.mpi_comm = mpi_comm,
+  (void)mpi_comm; /* the groups come from the runtime's host-ordered world */
+  shardrt__comm_args a = {.mpi_comm = &ctx->mpi_world,
                           .shard_group_size = ctx->plan.shard_group_size,
                           .dev = &ctx->dev,
                           .timeout_s = ctx->coll_timeout_s};
@@ -102,19 +103,16 @@ shardrt_status shardrt_ctx_create(const shardrt_ctx_params *p, shardrt_ctx **out
     ctx->own_mpi = true;
   }
   MPI_Comm base = p->mpi_comm ? *(MPI_Comm *)p->mpi_comm : MPI_COMM_WORLD;
-  MPI_Comm_dup(base, &ctx->mpi_world);
+  /* The world communicator numbers ranks host by host, so that consecutive
+   * shard groups are groups inside a host (src/core/layout.c). */
+  SHARDRT__CHECK_GOTO(shardrt__layout_setup(ctx, base), rc, fail);
   MPI_Comm_rank(ctx->mpi_world, &ctx->rank);
   MPI_Comm_size(ctx->mpi_world, &ctx->world);
-  MPI_Comm local;
-  int local_size = 1;
-  if (MPI_Comm_split_type(ctx->mpi_world, MPI_COMM_TYPE_SHARED, ctx->rank, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
-    MPI_Comm_rank(local, &ctx->local_rank);
-    MPI_Comm_size(local, &local_size);
-    MPI_Comm_free(&local);
-  }
+  int local_size = ctx->local_size;
 
   /* Every rank resolves the same plan; a failure is the same everywhere. */
   SHARDRT__CHECK_GOTO(shardrt_plan_resolve(&ctx->plan, ctx->world), rc, fail);
+  SHARDRT__CHECK_GOTO(shardrt__layout_check_groups(ctx), rc, fail);
   MPI_Comm_split(ctx->mpi_world, ctx->rank / ctx->plan.shard_group_size, ctx->rank, &ctx->mpi_shard);
 
   SHARDRT__CHECK_GOTO(shardrt__sync_setup(ctx), rc, fail);
@@ -195,6 +193,7 @@ void shardrt_ctx_destroy(shardrt_ctx *ctx) {
     if (ctx->mpi_world != MPI_COMM_NULL) MPI_Comm_free(&ctx->mpi_world);
     if (ctx->own_mpi) MPI_Finalize();
   }
+  free(ctx->host_of);
   free(ctx);
 }
 

@@ -93,6 +93,10 @@ typedef struct shardrt__trace shardrt__trace;
 struct shardrt_ctx {
   shardrt_plan plan;
   int rank, world, local_rank;
+  /* Node layout (src/core/layout.c): ranks numbered host by host. */
+  int local_size, nodes;
+  int *host_of;                             /* [world]: host index of each runtime rank */
+  bool group_cross[SHARDRT__GROUP_COUNT_];  /* this rank's group spans more than one host */
   bool own_mpi;
   MPI_Comm mpi_world, mpi_shard; /* host-side control traffic */
   shardrt__device dev;  /* the compute device */
@@ -205,6 +209,15 @@ shardrt_status shardrt__sync_setup(shardrt_ctx *ctx);
  * otherwise. u may be NULL (not a unit's collective). */
 shardrt_status shardrt__sync_check(shardrt_ctx *ctx, shardrt__sync_op op, const shardrt__unit *u, int64_t count,
                                    int dt, int group);
+
+/* ---- node layout (src/core/layout.c) ---- */
+/* Learns which ranks of `base` share a host, checks the plan's num_machines
+ * and hybrid layout against it, and creates ctx->mpi_world with the ranks
+ * numbered host by host. Collective over base. */
+shardrt_status shardrt__layout_setup(shardrt_ctx *ctx, MPI_Comm base);
+/* After the plan is resolved: shard groups must not straddle hosts; sets
+ * ctx->group_cross. */
+shardrt_status shardrt__layout_check_groups(shardrt_ctx *ctx);
 
 /* ---- units (src/core/units.c) ---- */
 shardrt_status shardrt__build_units(shardrt_ctx *ctx);

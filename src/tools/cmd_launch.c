@@ -2,7 +2,14 @@
 /* `shardrt launch`: start PROGRAM on num_processes ranks through OpenMPI's
  * mpirun, handing every rank the config and the overrides (through
  * SHARDRT_CONFIG_FILE / SHARDRT_OVERRIDES, read by shardrt_plan_from_args).
- * Forwards SIGINT/SIGTERM to mpirun and returns its exit status. */
+ * Forwards SIGINT/SIGTERM to mpirun and returns its exit status.
+ *
+ * Several machines: run on machine_rank 0 with a hostfile (--hostfile, the
+ * config's mpirun_config.mpirun_hostfile or deepspeed_hostfile: the same
+ * `HOST slots=N` format). As accelerate does for Open MPI, it places
+ * num_processes / num_machines ranks on each host (--npernode), which Open
+ * MPI numbers host by host; the hostfile is checked against the config
+ * first (hostfile.h). */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -14,6 +21,7 @@
 
 #include "shardrt.h"
 #include "src/config/config_internal.h"
+#include "src/tools/hostfile.h"
 #include "src/tools/tool.h"
 
 #ifndef SHARDRT_MPIRUN_DEFAULT
@@ -24,12 +32,14 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: shardrt launch [--config_file FILE] [OVERRIDES] [--dry_run] PROGRAM [ARGS]\n"
+          "usage: shardrt launch [--config_file FILE] [OVERRIDES] [--hostfile FILE] [--dry_run] PROGRAM [ARGS]\n"
           "  Runs PROGRAM on num_processes ranks with mpirun. OVERRIDES are accelerate launch\n"
           "  flags (--num_processes, --mixed_precision, --fsdp_sharding_strategy, --zero_stage, ...);\n"
           "  every rank sees them through shardrt_plan_from_args. --dry_run prints the mpirun\n"
           "  command instead of running it. $SHARDRT_MPIRUN picks mpirun, $SHARDRT_MPIRUN_FLAGS\n"
-          "  adds flags to it.\n");
+          "  adds flags to it. --hostfile (or mpirun_config.mpirun_hostfile, deepspeed_hostfile):\n"
+          "  'HOST slots=N' lines; num_processes / num_machines ranks start on each of the first\n"
+          "  num_machines hosts (docs/multihost.md).\n");
 }
 
 static volatile sig_atomic_t child_pid;
@@ -51,6 +61,7 @@ int shardrt_cmd_launch(int argc, char **argv) {
   bool dry_run = false;
   char overrides[OVERRIDES_MAX] = "";
   const char *config_file = NULL;
+  const char *hostfile_flag = NULL;
   char **cfg_argv = calloc((size_t)argc + 1, sizeof *cfg_argv);
   if (!cfg_argv) return fail("%s", "out of memory");
   int cfg_argc = 0;
@@ -60,6 +71,15 @@ int shardrt_cmd_launch(int argc, char **argv) {
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return free(cfg_argv), usage(stdout), 0;
     if (strcmp(a, "--dry_run") == 0) {
       dry_run = true;
+      continue;
+    }
+    if (strcmp(a, "--hostfile") == 0 || strcmp(a, "-H") == 0) { /* DeepSpeed's launcher flag */
+      if (i + 1 >= argc) return free(cfg_argv), fail("%s needs a FILE", a);
+      hostfile_flag = argv[++i];
+      continue;
+    }
+    if (strncmp(a, "--hostfile=", 11) == 0) {
+      hostfile_flag = a + 11;
       continue;
     }
     if (strcmp(a, "--") == 0) {
@@ -113,6 +133,16 @@ int shardrt_cmd_launch(int argc, char **argv) {
            "machine listed in mpirun_config.mpirun_hostfile\n", plan.machine_rank);
     return 0;
   }
+  const char *hostfile = hostfile_flag ? hostfile_flag : plan.mpirun_hostfile[0] ? plan.mpirun_hostfile : NULL;
+  char hf_err[1024], npernode[16] = "";
+  if (hostfile) {
+    shardrt_hostfile hf;
+    if (shardrt_hostfile_read(hostfile, &hf, hf_err, sizeof hf_err) != 0) return fail("%s", hf_err);
+    int bad = shardrt_hostfile_check(&hf, hostfile, plan.num_processes, plan.num_machines, hf_err, sizeof hf_err);
+    shardrt_hostfile_free(&hf);
+    if (bad) return fail("%s", hf_err);
+    snprintf(npernode, sizeof npernode, "%d", plan.num_processes / plan.num_machines);
+  }
 
   /* The ranks' environment: the config (absolute, ranks may start elsewhere)
    * and the overrides, after any the caller already had. */
@@ -150,17 +180,25 @@ int shardrt_cmd_launch(int argc, char **argv) {
   args[k++] = (char *)mpirun;
   args[k++] = "-np";
   args[k++] = np;
-  args[k++] = "--oversubscribe";
-  if (plan.mpirun_hostfile[0]) {
+  if (hostfile) {
+    /* Slots were checked above: no oversubscription across real hosts. */
     args[k++] = "--hostfile";
-    args[k++] = plan.mpirun_hostfile;
-  } else if (plan.num_machines > 1) {
+    args[k++] = (char *)hostfile;
+    args[k++] = "--npernode";
+    args[k++] = npernode;
+  } else {
+    args[k++] = "--oversubscribe";
+  }
+  if (!hostfile && plan.num_machines > 1) {
     fprintf(stderr, "shardrt: warning: num_machines is %d but mpirun_config.mpirun_hostfile is not set: starting all "
             "%d ranks on this machine\n", plan.num_machines, plan.num_processes);
   }
   static const char *const exported[] = {"SHARDRT_CONFIG_FILE", "SHARDRT_OVERRIDES",     "MASTER_ADDR",
                                          "MASTER_PORT",         "CUDA_VISIBLE_DEVICES",  "SHARDRT_MPI_PROGRESS",
-                                         "SHARDRT_MPI_PROGRESS_US", "SHARDRT_DEBUG",        "SHARDRT_COLL_TIMEOUT_S"};
+                                         "SHARDRT_MPI_PROGRESS_US", "SHARDRT_DEBUG",        "SHARDRT_COLL_TIMEOUT_S",
+                                         /* NCCL across hosts (docs/multihost.md): set on the main machine, seen by all */
+                                         "NCCL_SOCKET_IFNAME", "NCCL_IB_HCA", "NCCL_IB_DISABLE", "NCCL_NET_GDR_LEVEL",
+                                         "NCCL_DEBUG"};
   for (size_t e = 0; e < sizeof exported / sizeof exported[0]; e++)
     if (getenv(exported[e])) args[k++] = "-x", args[k++] = (char *)exported[e];
   for (char *tok = strtok(extra, " "); tok && k < MAX_MPI_ARGS - 2; tok = strtok(NULL, " ")) args[k++] = tok;
