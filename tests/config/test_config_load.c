@@ -106,6 +106,35 @@ static const good_case good[] = {
      {"strategy=SHARD_GRAD_OP", "optim=AdamW", "optim_given=0", "sched=none", 0}},
     {"json communication dtype", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
      "{\"zero_optimization\": {\"stage\": 2}, \"communication_data_type\": \"fp32\"}", {"reduce_dtype=fp32", 0}},
+    {"ds yaml stage 3: accelerate's defaults", DS_HEAD "deepspeed_config:\n  zero_stage: 3\n", 0,
+     {"strategy=FULL_SHARD", "clip=1", "ram=1", "sync=1", "overlap=1", 0}},
+    {"ds yaml stage 2: no overlap, no zero3 init", DS_HEAD "deepspeed_config:\n  zero_stage: 2\n", 0,
+     {"strategy=SHARD_GRAD_OP", "clip=1", "ram=0", "overlap=0", 0}},
+    {"json without gradient_clipping does not clip", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
+     "{\"zero_optimization\": {\"stage\": 3}}", {"clip=0", "ram=1", "overlap=1", 0}},
+    {"json names without the stage3_ prefix", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
+     "{\"zero_optimization\": {\"stage\": 3, \"max_live_parameters\": 5, \"max_reuse_distance\": 7,"
+     " \"gather_16bit_weights_on_model_save\": true}}", {"max_live=5", "max_reuse=7", "save16=1", 0}},
+    {"json auto that nothing fills takes DeepSpeed's default", DS_HEAD "deepspeed_config:\n"
+     "  deepspeed_config_file: ds.json\n", "{\"zero_optimization\": {\"stage\": 3, \"stage3_max_live_parameters\": \"auto\"}}",
+     {"max_live=1000000000", 0}},
+    {"json top-level key DeepSpeed ignores", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
+     "{\"_comment\": \"x\", \"zero_optimization\": {\"stage\": 2}}", {"strategy=SHARD_GRAD_OP", 0},
+     "_comment is not a DeepSpeed key; DeepSpeed ignores it"},
+    {"json feature that is off warns", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
+     "{\"zero_optimization\": {\"stage\": 2}, \"torch_autocast\": {\"enabled\": false}}", {"strategy=SHARD_GRAD_OP", 0},
+     "DeepSpeed's torch_autocast is not supported by libshardrt; it is off here"},
+    {"fsdp launch defaults", FSDP_HEAD "fsdp_config:\n  fsdp_sharding_strategy: FULL_SHARD\n", 0,
+     {"bprefetch=NO_PREFETCH", "ram=1", "sync=1", 0}},
+    {"fsdp2 ignores the sharding strategy", FSDP_HEAD "fsdp_config:\n  fsdp_version: 2\n"
+     "  fsdp_sharding_strategy: SHARD_GRAD_OP\n", 0, {"strategy=FULL_SHARD", 0}, "ignored with fsdp_version 2"},
+    {"parallelism dp sizes: hybrid", "distributed_type: FSDP\nnum_processes: 4\nfsdp_config:\n  fsdp_version: 2\n"
+     "parallelism_config:\n  parallelism_config_dp_replicate_size: 2\n  parallelism_config_dp_shard_size: 2\n", 0,
+     {"strategy=HYBRID_SHARD", "group=2", 0}},
+    {"deepspeed file under NO is never opened", "distributed_type: 'NO'\ndeepspeed_config:\n"
+     "  deepspeed_config_file: missing.json\n", 0, {"dist=NO", 0}, "ignored, distributed_type is NO"},
+    {"accelerate config saved as json", "{\"compute_environment\": \"LOCAL_MACHINE\", \"distributed_type\": \"FSDP\","
+     " \"num_processes\": 2}", 0, {"dist=FSDP", 0}, NULL, true},
     {"json as the config itself",
      "{\"zero_optimization\": {\"stage\": 3, \"overlap_comm\": false, \"stage3_max_live_parameters\": 1e8}}", 0,
      {"dist=DEEPSPEED", "strategy=FULL_SHARD", "overlap=0", "max_live=100000000", 0}, NULL, true},
@@ -207,9 +236,24 @@ static const bad_case bad[] = {
      "{\"zero_optimization\": {\"stage\": 2}}", {"c.yaml:3:18: mixed_precision = bf16: not allowed together", 0}},
     {"json without zero_optimization", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
      "{\"fp16\": {\"enabled\": true}}", {"ds.json: missing required section zero_optimization", 0}},
-    {"json auto that cannot resolve", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
-     "{\"zero_optimization\": {\"stage\": 3,\n \"stage3_max_live_parameters\": \"auto\"}}",
-     {"ds.json:2:32: zero_optimization.stage3_max_live_parameters: \"auto\" cannot be resolved", 0}},
+    {"json feature that is on", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
+     "{\"zero_optimization\": {\"stage\": 2},\n \"compile\": {\"enabled\": true}}",
+     {"ds.json:2:2: DeepSpeed's compile is not supported by libshardrt", 0}},
+    {"json typo in a known section", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
+     "{\"zero_optimization\": {\"stage\": 2, \"overlap_com\": true}}", {"did you mean 'overlap_comm'?", 0}},
+    {"json top-level typo", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
+     "{\"zero_optimisation\": {\"stage\": 2}}", {"did you mean 'zero_optimization'?", 0}},
+    {"tensor parallelism", "distributed_type: FSDP\nnum_processes: 4\nfsdp_config:\n  fsdp_version: 2\n"
+     "parallelism_config:\n  parallelism_config_tp_size: 2\n", 0,
+     {"tp_size 2: accelerate's tensor/context/sequence parallelism is not supported by libshardrt", 0}},
+    {"parallelism sizes that are not the world", "distributed_type: FSDP\nnum_processes: 4\nfsdp_config:\n"
+     "  fsdp_version: 2\nparallelism_config:\n  parallelism_config_dp_replicate_size: 3\n"
+     "  parallelism_config_dp_shard_size: 2\n", 0, {"dp_replicate_size 3 x dp_shard_size 2 is not num_processes 4", 0}},
+    {"parallelism outside fsdp2", "distributed_type: FSDP\nnum_processes: 4\nparallelism_config:\n"
+     "  parallelism_config_dp_replicate_size: 2\n", 0, {"needs distributed_type FSDP with fsdp_version 2", 0}},
+    {"deepspeed file nowhere", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: nowhere.json\n", 0,
+     {"deepspeed_config_file 'nowhere.json' not found; tried ", "(the working directory, as accelerate does)",
+      "nowhere.json (beside the config)", 0}, SHARDRT_ERR_IO},
     {"json fp16 and bf16", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
      "{\"zero_optimization\": {\"stage\": 2}, \"fp16\": {\"enabled\": true}, \"bf16\": {\"enabled\": true}}",
      {"fp16.enabled = true and", "bf16.enabled = true: only one of fp16 and bf16", 0}},
