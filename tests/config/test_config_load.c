@@ -266,7 +266,7 @@ static const bad_case bad[] = {
     {"json syntax error", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: ds.json\n",
      "{\"zero_optimization\": {\"stage\": 2,}", {"ds.json:", "syntax error", 0}},
     {"missing json file", DS_HEAD "deepspeed_config:\n  deepspeed_config_file: nope.json\n", 0,
-     {"nope.json: cannot open", 0}, SHARDRT_ERR_IO},
+     {"deepspeed_config_file 'nope.json' not found; tried ", 0}, SHARDRT_ERR_IO},
     {"yaml syntax error", "distributed_type: FSDP\n  bad: [1,\n", 0, {"c.yaml:", "syntax error", 0}},
     {"duplicate key", "distributed_type: FSDP\nnum_processes: 2\nnum_processes: 4\n", 0,
      {"c.yaml:3:1: duplicate key 'num_processes' in the top level (first at line 2)", 0}},
