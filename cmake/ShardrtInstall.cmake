@@ -14,6 +14,6 @@ write_basic_package_version_file(${CMAKE_BINARY_DIR}/shardrtConfigVersion.cmake
 install(FILES ${CMAKE_BINARY_DIR}/shardrtConfig.cmake ${CMAKE_BINARY_DIR}/shardrtConfigVersion.cmake
   ${PROJECT_SOURCE_DIR}/cmake/FindNCCL.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/shardrt)
-set(SHARDRT_PC_REQUIRES "yaml-0.1 ompi-c")
+set(SHARDRT_PC_REQUIRES "yaml-0.1 jansson ompi-c")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/shardrt.pc.in ${CMAKE_BINARY_DIR}/shardrt.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/shardrt.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

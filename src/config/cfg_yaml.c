@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <yaml.h>
 
 #include "src/config/cfg_keys.h"
@@ -453,8 +454,24 @@ shardrt_status shardrt__cfg_load_buffer(shardrt__cfg *c, const char *name, const
   return rc;
 }
 
+/* libyaml reads JSON as YAML flow syntax, which also takes comments,
+ * unquoted keys and trailing commas; DeepSpeed reads with Python's json,
+ * which takes none of them. A jansson pass first keeps the files strict
+ * (and refuses duplicate keys, as DeepSpeedConfig does:
+ * config_utils.dict_raise_error_on_duplicate_keys). */
+static shardrt_status strict_json(const char *name, const char *data, size_t len) {
+  json_error_t err;
+  json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+  if (!root)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "%s:%d:%d: not valid JSON: %s (DeepSpeed reads strict JSON)", name,
+                          err.line, err.column, err.text);
+  json_decref(root);
+  return SHARDRT_OK;
+}
+
 static shardrt_status load_json_into(shardrt__cfg *c, const char *name, const char *data, size_t len) {
   SHARDRT__CHECK(before_json(c));
+  SHARDRT__CHECK(strict_json(name, data, len));
   walker w = {.c = c, .name = name, .json = true};
   yaml_document_t doc;
   SHARDRT__CHECK(parse_doc(name, data, len, &doc));
