@@ -36,7 +36,21 @@ static shardrt_status check_fsdp(shardrt__cfg *c, shardrt_fsdp_plugin *fs) {
     }
     fs->sharding_strategy = SHARDRT_FULL_SHARD;
     if (fs->reshard_after_forward == SHARDRT_AUTO) fs->reshard_after_forward = 1;
-  } else if (fs->cpu_ram_efficient_loading && !fs->sync_module_states) {
+  } else if (c->from[SHARDRT__F_RESHARD]) {
+    /* Version 1: `accelerate launch` always passes a sharding strategy
+     * (default FULL_SHARD), so the plugin never falls back to
+     * fsdp_reshard_after_forward (FullyShardedDataParallelPlugin.__post_init__). */
+    /* quiet when it names what runs anyway (the questionnaire writes FULL_SHARD) */
+    bool differs = (!c->from[SHARDRT__F_STRATEGY] && fs->sharding_strategy != SHARDRT_FULL_SHARD) ||
+                   fs->reshard_after_forward == 0;
+    if (differs)
+      shardrt__warn("%s: ignored with fsdp_version 1 (accelerate runs fsdp_sharding_strategy, default FULL_SHARD)",
+                    c->where[SHARDRT__F_RESHARD]);
+    shardrt__note("%s: ignored with fsdp_version 1", c->where[SHARDRT__F_RESHARD]);
+    if (!c->from[SHARDRT__F_STRATEGY]) fs->sharding_strategy = SHARDRT_FULL_SHARD;
+    fs->reshard_after_forward = SHARDRT_AUTO;
+  }
+  if (fs->fsdp_version == 1 && fs->cpu_ram_efficient_loading && !fs->sync_module_states) {
     /* accelerate's launcher refuses this pair (utils/launch.py,
      * prepare_multi_gpu_env) */
     return shardrt__error(SHARDRT_ERR_CONFIG,
@@ -70,7 +84,8 @@ static shardrt_status apply_parallelism(const shardrt__cfg *c, shardrt_plan *pla
    * parallelism_config outside FSDP version 2, whatever the sizes. */
   if (plan->distributed_type != SHARDRT_DIST_FSDP || plan->fsdp_version != 2)
     return shardrt__error(SHARDRT_ERR_CONFIG,
-                          "%s: needs distributed_type FSDP with fsdp_version 2 (accelerate refuses it otherwise)",
+                          "%s: needs distributed_type FSDP with fsdp_version 2 (the device mesh is FSDP2's; accelerate refuses "
+                          "--use_parallelism_config without it)",
                           c->pc_where);
   int rep = c->pc_dp_replicate > 0 ? c->pc_dp_replicate : 1;
   int shard = c->pc_dp_shard;

@@ -26,7 +26,8 @@ static const shardrt__key fsdp_keys[] = {
     FIELD("fsdp_transformer_layer_cls_to_wrap", SHARDRT__F_CLS),
     FIELD("fsdp_min_num_params", SHARDRT__F_MIN_PARAMS),
     FIELD("fsdp_backward_prefetch", SHARDRT__F_BPREFETCH),
-    ALIAS("fsdp_backward_prefetch_policy", SHARDRT__F_BPREFETCH, "deprecated, write fsdp_backward_prefetch"),
+    /* accelerate's launcher no longer reads it: no prefetch follows from it */
+    WARN("fsdp_backward_prefetch_policy", "accelerate ignores this old name; write fsdp_backward_prefetch"),
     FIELD("fsdp_forward_prefetch", SHARDRT__F_FPREFETCH),
     FIELD("fsdp_state_dict_type", SHARDRT__F_SDT),
     FIELD("fsdp_use_orig_params", SHARDRT__F_ORIG_PARAMS),
@@ -262,7 +263,10 @@ static const shardrt__key json_keys[] = {
     SECTION("zero_optimization", zero_table),
     SECTION("fp16", fp16_table),
     SECTION("bf16", bf16_table),
-    SECTION("bfloat16", bf16_table),
+    /* DeepSpeed still reads the old name, but accelerate's
+     * DeepSpeedPlugin.set_mixed_precision inserts a "bf16" section first,
+     * which shadows it: under accelerate it never turns bf16 on. */
+    WARN_SECTION("bfloat16", "accelerate adds a \"bf16\" section that shadows this old name; write \"bf16\""),
     FIELD("gradient_accumulation_steps", SHARDRT__F_ACCUM),
     FIELD("gradient_clipping", SHARDRT__F_CLIP),
     FIELD("train_micro_batch_size_per_gpu", SHARDRT__F_MICRO_BATCH),

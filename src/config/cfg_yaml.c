@@ -333,11 +333,14 @@ static shardrt_status before_json(shardrt__cfg *c) {
                             "%s: not allowed together with deepspeed_config_file, whose JSON decides it (allowed: "
                             "remove the key and set it in the JSON, or write \"auto\" there and pass the flag)",
                             c->where[json_owned[i]]);
-  if (c->from[SHARDRT__F_MP] == SHARDRT__FROM_YAML && c->plan.mixed_precision != SHARDRT_MP_NO)
+  /* accelerate refuses any mixed_precision in the YAML next to a JSON, even
+   * 'no' (launch_command adds it to ACCELERATE_CONFIG_DS_FIELDS and
+   * DeepSpeedPlugin._deepspeed_config_checks raises). */
+  if (c->from[SHARDRT__F_MP] == SHARDRT__FROM_YAML)
     return shardrt__error(SHARDRT_ERR_CONFIG,
-                          "%s: not allowed together with deepspeed_config_file (allowed: 'no'); set fp16.enabled or "
-                          "bf16.enabled in the JSON, or write \"auto\" there and pass --mixed_precision",
-                          c->where[SHARDRT__F_MP]);
+                          "%s: not allowed together with deepspeed_config_file (allowed: remove the key); set "
+                          "fp16.enabled or bf16.enabled in the JSON, or write \"auto\" there and pass "
+                          "--mixed_precision", c->where[SHARDRT__F_MP]);
   return SHARDRT_OK;
 }
 
@@ -494,9 +497,6 @@ static shardrt_status load_json_into(shardrt__cfg *c, const char *name, const ch
                           "\"stage\")", name);
   }
   yaml_document_delete(&doc);
-  /* No gradient_clipping in the JSON: DeepSpeed's default, 0 (accelerate
-   * fills only an "auto" that is there). */
-  if (rc == SHARDRT_OK && !c->from[SHARDRT__F_CLIP]) c->ds.gradient_clipping = 0;
   if (rc == SHARDRT_OK) {
     if (!c->saw_dist) {
       c->plan.distributed_type = SHARDRT_DIST_DEEPSPEED;

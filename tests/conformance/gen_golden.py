@@ -49,14 +49,26 @@ def fsdp_plan(mp):
         p.set_mixed_precision(mp)
     out = {"distributed_type": "FSDP", "fsdp_version": p.fsdp_version, "mixed_precision": mp}
     if p.fsdp_version == 1:
-        out["strategy"] = p.sharding_strategy.name
+        out["strategy"] = p.sharding_strategy.name.lstrip("_")  # torch spells it _HYBRID_SHARD_ZERO2
         out["backward_prefetch"] = p.backward_prefetch.name if p.backward_prefetch is not None else "NO_PREFETCH"
         out["forward_prefetch"] = bool(p.forward_prefetch)
         out["sync_module_states"] = bool(p.sync_module_states)
         out["use_orig_params"] = bool(p.use_orig_params)
     else:
         out["strategy"] = "FULL_SHARD" if p.reshard_after_forward else "SHARD_GRAD_OP"
-    out["offload_params"] = "cpu" if p.cpu_offload.offload_params else "none"
+        # accelerate's ParallelismConfig (from the launch environment) meshes
+        # dp_replicate x dp_shard: HSDP, sharded within dp_shard
+        if os.environ.get("ACCELERATE_USE_PARALLELISM_CONFIG") == "true":
+            rep = int(os.environ.get("PARALLELISM_CONFIG_DP_REPLICATE_SIZE", "1"))
+            shard = int(os.environ.get("PARALLELISM_CONFIG_DP_SHARD_SIZE", "1"))
+            if rep > 1:
+                out["strategy"] = "HYBRID_SHARD" if p.reshard_after_forward else "HYBRID_SHARD_ZERO2"
+                out["shard_group_size"] = shard
+    if p.fsdp_version == 1:
+        out["offload_params"] = "cpu" if p.cpu_offload.offload_params else "none"
+    else:
+        from torch.distributed.fsdp import CPUOffloadPolicy
+        out["offload_params"] = "cpu" if isinstance(p.cpu_offload, CPUOffloadPolicy) else "none"
     out["cpu_ram_efficient_loading"] = bool(p.cpu_ram_efficient_loading)
     pol = p.auto_wrap_policy
     name = getattr(pol, "__name__", getattr(getattr(pol, "func", None), "__name__", None)) if pol else None

@@ -161,7 +161,7 @@ hf_z2 = {"fp16": {"enabled": A, "loss_scale": 0, "loss_scale_window": 1000, "ini
                                "reduce_scatter": True, "reduce_bucket_size": A, "contiguous_gradients": True},
          "gradient_accumulation_steps": A, "gradient_clipping": A, "steps_per_print": 2000,
          "train_batch_size": A, "train_micro_batch_size_per_gpu": A, "wall_clock_breakdown": False}
-dsjson("ds_hf_zero2_auto", hf_z2, mp="bf16")
+dsjson("ds_hf_zero2_auto", hf_z2)
 hf_z3 = {"fp16": {"enabled": A}, "bf16": {"enabled": A},
          "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "none"}, "offload_param": {"device": "none"},
                                "overlap_comm": True, "contiguous_gradients": True, "sub_group_size": 1e9,
@@ -170,8 +170,8 @@ hf_z3 = {"fp16": {"enabled": A}, "bf16": {"enabled": A},
                                "stage3_max_reuse_distance": 1e9, "stage3_gather_16bit_weights_on_model_save": A},
          "gradient_accumulation_steps": A, "gradient_clipping": A, "steps_per_print": 2000,
          "train_batch_size": A, "train_micro_batch_size_per_gpu": A, "wall_clock_breakdown": False}
-dsjson("ds_hf_zero3_auto", hf_z3, mp="bf16")
-dsjson("ds_hf_zero3_auto_fp16", hf_z3, mp="fp16")
+dsjson("ds_hf_zero3_auto", hf_z3)
+dsjson("ds_hf_zero3_auto_fp16", dict(hf_z3, fp16={"enabled": True, "loss_scale": 0, "initial_scale_power": 16}))
 dsjson("ds_hf_zero3_auto_nomp", hf_z3, mp="'no'")
 dsjson("ds_json_zero2_no_clip", {"zero_optimization": {"stage": 2}, "bf16": {"enabled": True},
                                  "train_micro_batch_size_per_gpu": 4})
