@@ -31,6 +31,9 @@ static shardrt_status model_error(gpt_run *r, shardrt_status rc, const char *msg
 
 shardrt_status gpt_run_register(shardrt_ctx *ctx, const gpt_registry *reg, int *rt_pid) {
   int p = 0;
+  /* the transformer block: what TRANSFORMER_BASED_WRAP wraps when the config names nothing */
+  shardrt_status brc = shardrt_set_block_classes(ctx, "GPT2Block");
+  if (brc) return brc;
   for (int m = 0; m < reg->num_modules; m++) {
     int mid;
     shardrt_status rc = shardrt_add_module(ctx, reg->modules[m].name, reg->modules[m].module_class, &mid);

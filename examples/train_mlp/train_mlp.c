@@ -84,7 +84,8 @@ static shardrt_status build(shardrt_ctx *ctx, model *m) {
   m->nl = m->d.layers + 2;
   m->L = calloc((size_t)m->nl, sizeof *m->L);
   if (!m->L) return SHARDRT_ERR_OUT_OF_MEMORY;
-  shardrt_status rc = add_linear(ctx, "input", "Linear", m->d.in, m->d.hidden, true, &m->L[0]);
+  shardrt_status rc = shardrt_set_block_classes(ctx, "Block"); /* wrapped when the config names no class */
+  if (rc == SHARDRT_OK) rc = add_linear(ctx, "input", "Linear", m->d.in, m->d.hidden, true, &m->L[0]);
   for (int i = 0; rc == SHARDRT_OK && i < m->d.layers; i++) {
     char name[32];
     snprintf(name, sizeof name, "blocks.%d", i);

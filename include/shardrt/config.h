@@ -58,7 +58,7 @@ typedef struct shardrt_fsdp_plugin {
   shardrt_strategy sharding_strategy;    /* FULL_SHARD; NO_SHARD, SHARD_GRAD_OP, HYBRID_SHARD(_ZERO2) */
   int reshard_after_forward;             /* SHARDRT_AUTO: follow sharding_strategy; 1: FULL_SHARD,
                                             0: SHARD_GRAD_OP (FSDP2's switch; wins when set) */
-  shardrt_backward_prefetch backward_prefetch; /* BACKWARD_PRE */
+  shardrt_backward_prefetch backward_prefetch; /* NO_PREFETCH (accelerate passes none unless asked) */
   bool forward_prefetch;                 /* false; not allowed with fsdp_version 2 */
   bool cpu_offload;                      /* params, grads and optimizer state on the CPU together */
   shardrt_wrap_policy auto_wrap_policy;  /* NO_WRAP */
@@ -68,8 +68,10 @@ typedef struct shardrt_fsdp_plugin {
   int state_dict_type;                   /* SHARDRT_AUTO: FULL (v1) / SHARDED (v2); else a
                                             shardrt_state_dict_type */
   bool use_orig_params;                  /* true (views of the original params always exist here) */
-  bool sync_module_states;               /* false; forced on by cpu_ram_efficient_loading */
-  bool cpu_ram_efficient_loading;        /* false: rank 0 loads, the others receive */
+  bool sync_module_states;               /* false; forced on by cpu_ram_efficient_loading
+                                            (config files: true, as `accelerate launch`) */
+  bool cpu_ram_efficient_loading;        /* false: rank 0 loads, the others receive
+                                            (config files: true, as `accelerate launch`) */
   bool activation_checkpointing;         /* false: recorded for the program */
 } shardrt_fsdp_plugin;
 
@@ -80,12 +82,14 @@ typedef struct shardrt_deepspeed_plugin {
   char hf_ds_config[SHARDRT_PATH_MAX];
   int zero_stage;                        /* 0..3 (default 2); SHARDRT_AUTO = 2 */
   int gradient_accumulation_steps;       /* 1; SHARDRT_AUTO = the plan's value */
-  double gradient_clipping;              /* 0 = none; SHARDRT_AUTO = the plan's value, else 1.0 */
+  double gradient_clipping;              /* SHARDRT_AUTO (default) = the plan's value, else 1.0
+                                            (accelerate fills "auto" with 1.0); 0 = none */
   shardrt_offload offload_optimizer_device; /* none | cpu | nvme */
   shardrt_offload offload_param_device;     /* stage 3 only */
   char offload_optimizer_nvme_path[SHARDRT_PATH_MAX];
   char offload_param_nvme_path[SHARDRT_PATH_MAX];
-  bool zero3_init_flag;                  /* stage 3: rank 0 loads, the others receive */
+  int zero3_init_flag;                   /* SHARDRT_AUTO (default): on at stage 3 (accelerate's
+                                            DeepSpeedPlugin); 1: rank 0 loads, the others receive */
   bool zero3_save_16bit_model;           /* stage 3: consolidated 16-bit weights on save */
   /* zero_optimization tuning: SHARDRT_AUTO = derived from the hidden size */
   int64_t stage3_prefetch_bucket_size;   /* 5e7 */
@@ -94,7 +98,8 @@ typedef struct shardrt_deepspeed_plugin {
   int64_t stage3_max_reuse_distance;     /* 1e9 */
   int64_t reduce_bucket_size;            /* 5e8 */
   int64_t allgather_bucket_size;         /* 5e8 */
-  bool overlap_comm;                     /* true */
+  int overlap_comm;                      /* SHARDRT_AUTO (default): on at stage 3 only
+                                            (DeepSpeed's DeepSpeedZeroConfig); 0 / 1 explicit */
   bool contiguous_gradients;             /* true */
   int zero_hpz_partition_size;           /* 1; > 1 at stage 3: HYBRID_SHARD with this group */
   /* precision: SHARDRT_AUTO = from the plan's mixed_precision; 0/1 explicit */

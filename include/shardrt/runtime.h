@@ -72,6 +72,14 @@ SHARDRT_API shardrt_status shardrt_add_module(shardrt_ctx *ctx, const char *name
 /* Registers a parameter of a module; its full name is "<module>.<name>". */
 SHARDRT_API shardrt_status shardrt_add_param(shardrt_ctx *ctx, int module_id, const char *name,
                                              int ndim, const int64_t *shape, int *param_id);
+/* Declares the model's block classes: comma-separated class names (as given
+ * to shardrt_add_module) of the modules that must not be split across units
+ * — the C counterpart of a transformers model's _no_split_modules. A plan
+ * with TRANSFORMER_BASED_WRAP and no fsdp_transformer_layer_cls_to_wrap
+ * wraps every module of these classes, as accelerate does; class names the
+ * config gives win. Before shardrt_finalize; a later call replaces the list.
+ * Copies the string. */
+SHARDRT_API shardrt_status shardrt_set_block_classes(shardrt_ctx *ctx, const char *class_names);
 /* Collective. Checks every rank registered the same model, forms units by the
  * wrap policy, allocates the flat buffers (zero-filled). */
 SHARDRT_API shardrt_status shardrt_finalize(shardrt_ctx *ctx);

@@ -11,26 +11,98 @@
 static const shardrt__field obsolete_v2[] = {SHARDRT__F_BPREFETCH, SHARDRT__F_ORIG_PARAMS, SHARDRT__F_SYNC};
 
 static shardrt_status check_fsdp(shardrt__cfg *c, shardrt_fsdp_plugin *fs) {
+  /* `accelerate launch` defaults both to true (commands/launch.py,
+   * --fsdp_cpu_ram_efficient_loading / --fsdp_sync_module_states), and the
+   * file and flag front ends are that launcher. */
+  if (!c->from[SHARDRT__F_RAM_EFFICIENT]) fs->cpu_ram_efficient_loading = true;
+  if (!c->from[SHARDRT__F_SYNC]) fs->sync_module_states = true;
   if (fs->fsdp_version == 2) {
     if (fs->forward_prefetch)
       return shardrt__error(SHARDRT_ERR_CONFIG,
                             "%s: not available with fsdp_version 2 (allowed: false); FSDP2 has no forward prefetch",
                             c->where[SHARDRT__F_FPREFETCH]);
     for (size_t k = 0; k < sizeof obsolete_v2 / sizeof obsolete_v2[0]; k++)
-      if (c->from[obsolete_v2[k]])
+      if (c->from[obsolete_v2[k]]) {
         shardrt__warn("%s: obsolete with fsdp_version 2, ignored", c->where[obsolete_v2[k]]);
-  } else if (fs->cpu_ram_efficient_loading && !fs->sync_module_states) {
-    if (c->from[SHARDRT__F_SYNC])
-      return shardrt__error(SHARDRT_ERR_CONFIG,
-                            "%s: needs fsdp_sync_module_states true, because rank 0 loads and the others receive "
-                            "(but %s)", c->where[SHARDRT__F_RAM_EFFICIENT], c->where[SHARDRT__F_SYNC]);
-    fs->sync_module_states = true; /* implied; nobody asked for false */
+        shardrt__note("%s: obsolete with fsdp_version 2, ignored", c->where[obsolete_v2[k]]);
+      }
+    /* FullyShardedDataParallelPlugin.__post_init__ reads the strategy only
+     * under version 1; version 2 shards fully and only
+     * fsdp_reshard_after_forward (default true) picks the degree. */
+    if (c->from[SHARDRT__F_STRATEGY]) {
+      shardrt__warn("%s: ignored with fsdp_version 2 (accelerate reads only fsdp_reshard_after_forward there)",
+                    c->where[SHARDRT__F_STRATEGY]);
+      shardrt__note("%s: ignored with fsdp_version 2", c->where[SHARDRT__F_STRATEGY]);
+    }
+    fs->sharding_strategy = SHARDRT_FULL_SHARD;
+    if (fs->reshard_after_forward == SHARDRT_AUTO) fs->reshard_after_forward = 1;
+  } else if (c->from[SHARDRT__F_RESHARD]) {
+    /* Version 1: `accelerate launch` always passes a sharding strategy
+     * (default FULL_SHARD), so the plugin never falls back to
+     * fsdp_reshard_after_forward (FullyShardedDataParallelPlugin.__post_init__). */
+    /* quiet when it names what runs anyway (the questionnaire writes FULL_SHARD) */
+    bool differs = (!c->from[SHARDRT__F_STRATEGY] && fs->sharding_strategy != SHARDRT_FULL_SHARD) ||
+                   fs->reshard_after_forward == 0;
+    if (differs)
+      shardrt__warn("%s: ignored with fsdp_version 1 (accelerate runs fsdp_sharding_strategy, default FULL_SHARD)",
+                    c->where[SHARDRT__F_RESHARD]);
+    shardrt__note("%s: ignored with fsdp_version 1", c->where[SHARDRT__F_RESHARD]);
+    if (!c->from[SHARDRT__F_STRATEGY]) fs->sharding_strategy = SHARDRT_FULL_SHARD;
+    fs->reshard_after_forward = SHARDRT_AUTO;
+  }
+  if (fs->fsdp_version == 1 && fs->cpu_ram_efficient_loading && !fs->sync_module_states) {
+    /* accelerate's launcher refuses this pair (utils/launch.py,
+     * prepare_multi_gpu_env) */
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "%s: needs fsdp_sync_module_states true, because rank 0 loads and the others receive "
+                          "(but %s)", c->from[SHARDRT__F_RAM_EFFICIENT] ? c->where[SHARDRT__F_RAM_EFFICIENT]
+                                                                         : "fsdp_cpu_ram_efficient_loading (default true)",
+                          c->where[SHARDRT__F_SYNC]);
   }
   if (fs->transformer_cls_names_to_wrap[0]) {
     if (!c->from[SHARDRT__F_WRAP]) fs->auto_wrap_policy = SHARDRT_WRAP_TRANSFORMER_BASED;
     else if (fs->auto_wrap_policy != SHARDRT_WRAP_TRANSFORMER_BASED)
       shardrt__warn("%s: ignored, the wrap policy is %s (%s)", c->where[SHARDRT__F_CLS],
                     shardrt_wrap_policy_name(fs->auto_wrap_policy), c->where[SHARDRT__F_WRAP]);
+  }
+  return SHARDRT_OK;
+}
+
+/* accelerate's parallelism_config: only data-parallel sizes map onto a plan
+ * (dp_replicate x dp_shard = HYBRID_SHARD with shard group dp_shard). */
+static shardrt_status apply_parallelism(const shardrt__cfg *c, shardrt_plan *plan) {
+  if (!c->pc_where[0]) return SHARDRT_OK;
+  const int *odd[] = {&c->pc_tp, &c->pc_cp, &c->pc_sp};
+  static const char *const odd_names[] = {"tp_size", "cp_size", "sp_size"};
+  for (int i = 0; i < 3; i++)
+    if (*odd[i] > 1)
+      return shardrt__error(SHARDRT_ERR_CONFIG,
+                            "%s: %s %d: accelerate's tensor/context/sequence parallelism is not supported by "
+                            "libshardrt (allowed: 1; data parallelism via dp_replicate_size x dp_shard_size)",
+                            c->pc_where, odd_names[i], *odd[i]);
+  /* accelerate's _validate_launch_command refuses a non-empty
+   * parallelism_config outside FSDP version 2, whatever the sizes. */
+  if (plan->distributed_type != SHARDRT_DIST_FSDP || plan->fsdp_version != 2)
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "%s: needs distributed_type FSDP with fsdp_version 2 (the device mesh is FSDP2's; accelerate refuses "
+                          "--use_parallelism_config without it)",
+                          c->pc_where);
+  int rep = c->pc_dp_replicate > 0 ? c->pc_dp_replicate : 1;
+  int shard = c->pc_dp_shard;
+  if (rep == 1 && shard <= 0) return SHARDRT_OK; /* nothing asked */
+  if (shard <= 0 && plan->num_processes > 0) {
+    if (plan->num_processes % rep)
+      return shardrt__error(SHARDRT_ERR_CONFIG, "%s: dp_replicate_size %d does not divide num_processes %d",
+                            c->pc_where, rep, plan->num_processes);
+    shard = plan->num_processes / rep;
+  }
+  if (plan->num_processes > 0 && shard > 0 && rep * shard != plan->num_processes)
+    return shardrt__error(SHARDRT_ERR_CONFIG,
+                          "%s: dp_replicate_size %d x dp_shard_size %d is not num_processes %d (allowed: sizes whose "
+                          "product is the number of ranks)", c->pc_where, rep, shard, plan->num_processes);
+  if (rep > 1) {
+    plan->strategy = plan->strategy == SHARDRT_SHARD_GRAD_OP ? SHARDRT_HYBRID_SHARD_ZERO2 : SHARDRT_HYBRID_SHARD;
+    if (shard > 0) plan->shard_group_size = shard;
   }
   return SHARDRT_OK;
 }
@@ -99,6 +171,7 @@ shardrt_status shardrt__cfg_finish(shardrt__cfg *c, shardrt_plan *out) {
     if (c->from[SHARDRT__F_CLIP] == SHARDRT__FROM_FLAG && c->ds.gradient_clipping != SHARDRT_AUTO)
       plan.gradient_clipping = c->ds.gradient_clipping;
   }
+  if (rc == SHARDRT_OK) rc = apply_parallelism(c, &plan);
   if (rc != SHARDRT_OK) {
     if (c->source[0]) return shardrt__error_wrap(rc, "%s", c->source);
     return rc;

@@ -10,6 +10,8 @@
 #define WARN_SECTION(n, why) {n, SHARDRT__K_WARN_SECTION, -1, 0, why}
 #define IGNORE(n) {n, SHARDRT__K_IGNORE, -1, 0, 0}
 #define ALIAS(n, f, why) {n, SHARDRT__K_ALIAS, f, 0, why}
+#define SPELLING(n, f) {n, SHARDRT__K_SPELLING, f, 0, 0}
+#define UNSUPPORTED(n) {n, SHARDRT__K_UNSUPPORTED, -1, 0, 0}
 #define TABLE(name, arr, prefix) \
   const shardrt__table name = {arr, (int)(sizeof arr / sizeof arr[0]), prefix}
 
@@ -24,7 +26,8 @@ static const shardrt__key fsdp_keys[] = {
     FIELD("fsdp_transformer_layer_cls_to_wrap", SHARDRT__F_CLS),
     FIELD("fsdp_min_num_params", SHARDRT__F_MIN_PARAMS),
     FIELD("fsdp_backward_prefetch", SHARDRT__F_BPREFETCH),
-    ALIAS("fsdp_backward_prefetch_policy", SHARDRT__F_BPREFETCH, "deprecated, write fsdp_backward_prefetch"),
+    /* accelerate's launcher no longer reads it: no prefetch follows from it */
+    WARN("fsdp_backward_prefetch_policy", "accelerate ignores this old name; write fsdp_backward_prefetch"),
     FIELD("fsdp_forward_prefetch", SHARDRT__F_FPREFETCH),
     FIELD("fsdp_state_dict_type", SHARDRT__F_SDT),
     FIELD("fsdp_use_orig_params", SHARDRT__F_ORIG_PARAMS),
@@ -100,7 +103,7 @@ static const shardrt__key root_keys[] = {
     WARN_SECTION("megatron_lm_config", "Megatron-LM parallelism is not supported"),
     WARN_SECTION("fp8_config", "libshardrt has no fp8 kernels"),
     WARN_SECTION("ipex_config", "Intel Extension for PyTorch does not apply"),
-    WARN_SECTION("parallelism_config", "only data parallelism (sharded) is supported"),
+    {"parallelism_config", SHARDRT__K_PARALLELISM, -1, 0, 0},
 };
 TABLE(shardrt__yaml_root, root_keys, 0);
 
@@ -135,6 +138,13 @@ static const shardrt__key zero_keys[] = {
     ALIAS("stage3_gather_fp16_weights_on_model_save", SHARDRT__F_Z3_SAVE,
           "deprecated, write stage3_gather_16bit_weights_on_model_save"),
     FIELD("zero_hpz_partition_size", SHARDRT__F_HPZ),
+    /* DeepSpeedZeroConfig takes the field names as well as the stage3_
+     * aliases (its model populates by name). */
+    SPELLING("prefetch_bucket_size", SHARDRT__F_PREFETCH_BUCKET),
+    SPELLING("param_persistence_threshold", SHARDRT__F_PERSISTENCE),
+    SPELLING("max_live_parameters", SHARDRT__F_MAX_LIVE),
+    SPELLING("max_reuse_distance", SHARDRT__F_MAX_REUSE),
+    SPELLING("gather_16bit_weights_on_model_save", SHARDRT__F_Z3_SAVE),
     IGNORE("allgather_partitions"),
     IGNORE("reduce_scatter"),
     IGNORE("sub_group_size"),
@@ -144,10 +154,33 @@ static const shardrt__key zero_keys[] = {
     IGNORE("memory_efficient_linear"),
     IGNORE("use_multi_rank_bucket_allreduce"),
     WARN("round_robin_gradients", "gradient partitions are contiguous per rank"),
-    WARN("zero_quantized_weights", "ZeRO++ quantized communication is not supported"),
-    WARN("zero_quantized_gradients", "ZeRO++ quantized communication is not supported"),
-    WARN("mics_shard_size", "MiCS is not supported; use zero_hpz_partition_size"),
+    UNSUPPORTED("zero_quantized_weights"),
+    UNSUPPORTED("zero_quantized_gradients"),
+    UNSUPPORTED("mics_shard_size"),
     WARN("cpu_offload", "deprecated DeepSpeed key, write offload_optimizer.device"),
+    IGNORE("stage3_model_persistence_threshold"),
+    IGNORE("model_persistence_threshold"),
+    IGNORE("stage3_module_granularity_threshold"),
+    IGNORE("module_granularity_threshold"),
+    IGNORE("stage3_use_all_reduce_for_fetch_params"),
+    IGNORE("use_all_reduce_for_fetch_params"),
+    IGNORE("stage3_allgather_sequential"),
+    IGNORE("log_trace_cache_warnings"),
+    IGNORE("override_module_apply"),
+    IGNORE("zeropp_loco_param"),
+    IGNORE("allgather_sequential"),
+    IGNORE("compute_grad_norm"),
+    IGNORE("cpu_offload_use_pin_memory"),
+    IGNORE("parameter_alignment"),
+    IGNORE("enable_sanity_checks"),
+    IGNORE("save_muon_momentum_buffer_in_memory"),
+    IGNORE("pipeline_loading_checkpoint"),
+    IGNORE("leaf_module"),
+    UNSUPPORTED("zenflow"),
+    UNSUPPORTED("cpu_offload_param"),
+    UNSUPPORTED("legacy_stage1"),
+    UNSUPPORTED("zero_quantized_nontrainable_weights"),
+    UNSUPPORTED("mics_hierarchical_params_gather"),
 };
 static TABLE(zero_table, zero_keys, 0);
 
@@ -186,6 +219,20 @@ static const shardrt__key optim_param_keys[] = {
     FIELD("dampening", SHARDRT__F_OPT_DAMPENING),
     FIELD("max_grad_norm", SHARDRT__F_OPT_MAX_GRAD_NORM),
     IGNORE("torch_adam"),
+    /* 1-bit / 0/1 optimizers' parameters: their types are refused anyway. */
+    UNSUPPORTED("freeze_step"),
+    UNSUPPORTED("cuda_aware"),
+    UNSUPPORTED("comm_backend_name"),
+    UNSUPPORTED("var_freeze_step"),
+    UNSUPPORTED("var_update_scaler"),
+    UNSUPPORTED("local_step_scaler"),
+    UNSUPPORTED("local_step_clipper"),
+    UNSUPPORTED("max_coeff"),
+    UNSUPPORTED("min_coeff"),
+    UNSUPPORTED("coeff_beta"),
+    UNSUPPORTED("factor_max"),
+    UNSUPPORTED("factor_min"),
+    UNSUPPORTED("factor_threshold"),
 };
 static TABLE(optim_param_table, optim_param_keys, 0);
 
@@ -216,7 +263,10 @@ static const shardrt__key json_keys[] = {
     SECTION("zero_optimization", zero_table),
     SECTION("fp16", fp16_table),
     SECTION("bf16", bf16_table),
-    SECTION("bfloat16", bf16_table),
+    /* DeepSpeed still reads the old name, but accelerate's
+     * DeepSpeedPlugin.set_mixed_precision inserts a "bf16" section first,
+     * which shadows it: under accelerate it never turns bf16 on. */
+    WARN_SECTION("bfloat16", "accelerate adds a \"bf16\" section that shadows this old name; write \"bf16\""),
     FIELD("gradient_accumulation_steps", SHARDRT__F_ACCUM),
     FIELD("gradient_clipping", SHARDRT__F_CLIP),
     FIELD("train_micro_batch_size_per_gpu", SHARDRT__F_MICRO_BATCH),
@@ -241,5 +291,39 @@ static const shardrt__key json_keys[] = {
     IGNORE("csv_monitor"),
     IGNORE("comet"),
     IGNORE("comms_logger"),
+    IGNORE("gradient_accumulation_dtype"),
+    IGNORE("seq_parallel_communication_data_type"),
+    IGNORE("graph_harvesting"),
+    IGNORE("use_data_before_expert_parallelism"),
+    IGNORE("disable_allgather"),
+    IGNORE("sparse_gradients"),
+    IGNORE("dataloader_drop_last"),
+    /* DeepSpeed features libshardrt lacks (deepspeed/runtime/config.py and
+     * its section models): named as such, an error when on. */
+    UNSUPPORTED("compile"),
+    UNSUPPORTED("data_efficiency"),
+    UNSUPPORTED("compression_training"),
+    UNSUPPORTED("zenflow"),
+    UNSUPPORTED("sequence_parallel_size"),
+    UNSUPPORTED("tensor_parallel"),
+    UNSUPPORTED("comms_config"),
+    UNSUPPORTED("torch_autocast"),
+    UNSUPPORTED("monitor_config"),
+    UNSUPPORTED("aio"),
+    UNSUPPORTED("bf16_master_weights_and_grads"),
+    UNSUPPORTED("bf16_optimizer_states"),
+    UNSUPPORTED("autotuning"),
+    UNSUPPORTED("sparse_attention"),
+    UNSUPPORTED("pipeline"),
+    UNSUPPORTED("elasticity"),
+    UNSUPPORTED("curriculum_learning"),
+    UNSUPPORTED("quantize_training"),
+    UNSUPPORTED("eigenvalue"),
+    UNSUPPORTED("progressive_layer_drop"),
+    UNSUPPORTED("checkpoint"),
+    UNSUPPORTED("nebula"),
+    UNSUPPORTED("hybrid_engine"),
+    UNSUPPORTED("weight_quantization"),
+    UNSUPPORTED("timers"),
 };
 TABLE(shardrt__json_root, json_keys, 0);

@@ -13,6 +13,9 @@ typedef enum shardrt__key_kind {
   SHARDRT__K_WARN_SECTION,/* a mapping not used by libshardrt: warn when non-empty */
   SHARDRT__K_IGNORE,      /* accepted silently: meaningless here (docs/config.md says why) */
   SHARDRT__K_ALIAS,       /* deprecated spelling of a field: warn, then set it */
+  SHARDRT__K_SPELLING,    /* another spelling DeepSpeed accepts for a field: set it silently */
+  SHARDRT__K_UNSUPPORTED, /* a DeepSpeed feature libshardrt lacks: error when it is on, warning when off */
+  SHARDRT__K_PARALLELISM, /* accelerate's parallelism_config: sizes that must map onto a plan */
 } shardrt__key_kind;
 
 struct shardrt__table;

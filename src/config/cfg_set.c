@@ -294,7 +294,7 @@ static shardrt_status set_value(shardrt__cfg *c, shardrt__field f, const shardrt
       d->gradient_accumulation_steps = (int)i;
       return SHARDRT_OK;
     case SHARDRT__F_CLIP: return get_double(v, 0, false, &d->gradient_clipping);
-    case SHARDRT__F_Z3_INIT: return get_bool(v, &d->zero3_init_flag);
+    case SHARDRT__F_Z3_INIT: SHARDRT__CHECK(get_bool(v, &b)); d->zero3_init_flag = b; return SHARDRT_OK;
     case SHARDRT__F_Z3_SAVE: return get_bool(v, &d->zero3_save_16bit_model);
     case SHARDRT__F_DS_FILE: return get_path(v, d->hf_ds_config, sizeof d->hf_ds_config);
     case SHARDRT__F_PREFETCH_BUCKET: return get_int(v, 0, INT64_MAX / 2, &d->stage3_prefetch_bucket_size);
@@ -303,7 +303,7 @@ static shardrt_status set_value(shardrt__cfg *c, shardrt__field f, const shardrt
     case SHARDRT__F_MAX_REUSE: return get_int(v, 0, INT64_MAX / 2, &d->stage3_max_reuse_distance);
     case SHARDRT__F_REDUCE_BUCKET: return get_int(v, 0, INT64_MAX / 2, &d->reduce_bucket_size);
     case SHARDRT__F_AG_BUCKET: return get_int(v, 0, INT64_MAX / 2, &d->allgather_bucket_size);
-    case SHARDRT__F_OVERLAP: return get_bool(v, &d->overlap_comm);
+    case SHARDRT__F_OVERLAP: SHARDRT__CHECK(get_bool(v, &b)); d->overlap_comm = b; return SHARDRT_OK;
     case SHARDRT__F_CONTIGUOUS: return get_bool(v, &d->contiguous_gradients);
     case SHARDRT__F_HPZ: SHARDRT__CHECK(get_int(v, 1, 1 << 20, &i)); d->zero_hpz_partition_size = (int)i; return SHARDRT_OK;
     case SHARDRT__F_FP16_EN: SHARDRT__CHECK(get_bool(v, &b)); d->fp16_enabled = b; return SHARDRT_OK;
@@ -332,6 +332,13 @@ shardrt_status shardrt__cfg_set(shardrt__cfg *c, shardrt__field f, const shardrt
   if (f < 0 || f >= SHARDRT__F_COUNT_)
     return shardrt__error(SHARDRT_ERR_INTERNAL, "config: field %d out of range", (int)f);
   bool is_auto = strcasecmp(v->text, "auto") == 0;
+  if (is_auto && !field_takes_auto(f) && v->from == SHARDRT__FROM_JSON && f >= SHARDRT__F_PREFETCH_BUCKET &&
+      f <= SHARDRT__F_MIN_SCALE) {
+    /* DeepSpeedConfigModel drops "auto" entries before validation, so the
+     * key takes DeepSpeed's default: as if absent. */
+    shardrt__note("%s: \"auto\" that nothing fills; DeepSpeed's default applies", v->key);
+    return SHARDRT_OK;
+  }
   if (is_auto && !field_takes_auto(f))
     return shardrt__error(SHARDRT_ERR_CONFIG,
                           "%s: %s: \"auto\" cannot be resolved here (libshardrt fills \"auto\" only for "

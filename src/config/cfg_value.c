@@ -157,3 +157,23 @@ void shardrt__warn(const char *fmt, ...) {
   if (rank && strcmp(rank, "0") != 0) return;
   fprintf(stderr, "shardrt: warning: %s\n", msg);
 }
+
+/* ---- keys accepted but not acted on (`shardrt plan` lists them) ---- */
+
+#define NOTES_MAX 128
+static _Thread_local char notes[NOTES_MAX][SHARDRT__NOTE_MAX];
+static _Thread_local int n_notes;
+
+void shardrt__note(const char *fmt, ...) {
+  if (n_notes == NOTES_MAX) return; /* bounded: a listing, not a log */
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(notes[n_notes], sizeof notes[n_notes], fmt, ap);
+  va_end(ap);
+  for (int i = 0; i < n_notes; i++)
+    if (strcmp(notes[i], notes[n_notes]) == 0) return;
+  n_notes++;
+}
+void shardrt__notes_reset(void) { n_notes = 0; }
+int shardrt__notes_count(void) { return n_notes; }
+const char *shardrt__notes_get(int i) { return i >= 0 && i < n_notes ? notes[i] : ""; }

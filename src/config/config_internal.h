@@ -71,6 +71,7 @@ typedef struct shardrt__cfg {
   bool is_auto[SHARDRT__F_COUNT_];
   char where[SHARDRT__F_COUNT_][SHARDRT__WHERE_MAX]; /* "where: key = value" */
   char ds_file_abs[SHARDRT_PATH_MAX];                 /* resolved deepspeed_config_file */
+  char ds_tried[2 * SHARDRT_PATH_MAX + 128];          /* places looked for it, when none had it */
   bool saw_dist;                                      /* distributed_type was given */
   bool fp16_legacy;                                   /* legacy top-level `fp16: true` */
   char source[SHARDRT_PATH_MAX];                      /* the config file, for messages */
@@ -78,6 +79,10 @@ typedef struct shardrt__cfg {
   shardrt_plan_scheduler sched;                       /* DeepSpeed JSON "scheduler" */
   bool optim_adam;                                    /* type "Adam" (not "AdamW"): adam_w_mode applies */
   bool adam_w_mode;                                   /* optimizer.params.adam_w_mode */
+  /* accelerate's parallelism_config sizes (0 = not given); cfg_finish maps
+   * them onto a plan or refuses them. */
+  int pc_dp_replicate, pc_dp_shard, pc_tp, pc_cp, pc_sp;
+  char pc_where[SHARDRT__WHERE_MAX];
 } shardrt__cfg;
 
 /* ---- cfg_set.c ---- */
@@ -149,6 +154,14 @@ void shardrt__warn(const char *fmt, ...) SHARDRT__PRINTF(1, 2);
 typedef void (*shardrt__warn_sink)(const char *msg, void *user);
 void shardrt__warn_set_sink(shardrt__warn_sink fn, void *user);
 void shardrt__warn_reset(void);
+/* Keys a config wrote that libshardrt accepts but does not act on, as
+ * "key: why" (per thread, at most 128, duplicates dropped); `shardrt plan`
+ * prints them after the plan. Reset before loading. */
+#define SHARDRT__NOTE_MAX 320
+void shardrt__note(const char *fmt, ...) SHARDRT__PRINTF(1, 2);
+void shardrt__notes_reset(void);
+int shardrt__notes_count(void);
+const char *shardrt__notes_get(int i);
 /* Copies src into dst (cap bytes) or fails when it does not fit. */
 bool shardrt__copy_str(char *dst, size_t cap, const char *src);
 

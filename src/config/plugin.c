@@ -14,7 +14,7 @@ void shardrt_fsdp_plugin_default(shardrt_fsdp_plugin *p) {
   p->fsdp_version = 1;
   p->sharding_strategy = SHARDRT_FULL_SHARD;
   p->reshard_after_forward = SHARDRT_AUTO;
-  p->backward_prefetch = SHARDRT_PREFETCH_BACKWARD_PRE;
+  p->backward_prefetch = SHARDRT_PREFETCH_NONE;
   p->auto_wrap_policy = SHARDRT_WRAP_NO_WRAP;
   p->min_num_params = 100000000;
   p->state_dict_type = SHARDRT_AUTO;
@@ -34,7 +34,9 @@ void shardrt_deepspeed_plugin_default(shardrt_deepspeed_plugin *p) {
   p->stage3_max_reuse_distance = d.max_reuse_distance;
   p->reduce_bucket_size = d.reduce_bucket_size;
   p->allgather_bucket_size = d.allgather_bucket_size;
-  p->overlap_comm = d.overlap_comm;
+  p->overlap_comm = SHARDRT_AUTO;
+  p->zero3_init_flag = SHARDRT_AUTO;
+  p->gradient_clipping = SHARDRT_AUTO;
   p->contiguous_gradients = d.contiguous_gradients;
   p->zero_hpz_partition_size = 1;
   p->fp16_enabled = SHARDRT_AUTO;
@@ -235,9 +237,13 @@ shardrt_status shardrt__plan_from_ds(const shardrt_deepspeed_plugin *p, shardrt_
   }
   memcpy(out.offload_optimizer_nvme_path, p->offload_optimizer_nvme_path, SHARDRT_PATH_MAX);
   memcpy(out.offload_param_nvme_path, p->offload_param_nvme_path, SHARDRT_PATH_MAX);
-  if (p->zero3_init_flag && stage < 3)
+  if (p->zero3_init_flag != SHARDRT_AUTO && p->zero3_init_flag != 0 && p->zero3_init_flag != 1)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "deepspeed plugin: zero3_init_flag is %d (allowed: 0, 1, SHARDRT_AUTO)",
+                          p->zero3_init_flag);
+  if (p->zero3_init_flag == 1 && stage < 3)
     shardrt__warn("deepspeed: zero3_init_flag only applies to ZeRO stage 3 (stage is %d): ignored", stage);
-  out.cpu_ram_efficient_loading = out.sync_module_states = p->zero3_init_flag && stage == 3;
+  /* Absent, accelerate's DeepSpeedPlugin turns it on exactly at stage 3. */
+  out.cpu_ram_efficient_loading = out.sync_module_states = p->zero3_init_flag != 0 && stage == 3;
   out.save_16bit_model = p->zero3_save_16bit_model;
   /* ZeRO-3 checkpoints are sharded unless 16-bit consolidation is asked
    * for; below stage 3 every rank holds the whole model anyway. */
@@ -267,7 +273,11 @@ shardrt_status shardrt__plan_from_ds(const shardrt_deepspeed_plugin *p, shardrt_
   out.max_live_parameters = p->stage3_max_live_parameters;
   out.max_reuse_distance = p->stage3_max_reuse_distance;
   out.allgather_bucket_size = p->allgather_bucket_size;
-  out.overlap_comm = p->overlap_comm;
+  if (p->overlap_comm != SHARDRT_AUTO && p->overlap_comm != 0 && p->overlap_comm != 1)
+    return shardrt__error(SHARDRT_ERR_CONFIG, "deepspeed plugin: overlap_comm is %d (allowed: 0, 1, SHARDRT_AUTO)",
+                          p->overlap_comm);
+  /* DeepSpeedZeroConfig.overlap_comm_valid: absent means on at stage 3 only. */
+  out.overlap_comm = p->overlap_comm == SHARDRT_AUTO ? stage == 3 : p->overlap_comm == 1;
   out.contiguous_gradients = p->contiguous_gradients;
 
   /* Precision: JSON enabled flags against the plan's mixed_precision. */

@@ -106,6 +106,9 @@ struct shardrt_ctx {
 
   shardrt__module *modules;
   int nmodules, cap_modules;
+  /* shardrt_set_block_classes: what TRANSFORMER_BASED_WRAP without names wraps */
+  char block_classes[SHARDRT_MAX_WRAP_CLASSES][SHARDRT_NAME_MAX];
+  int nblock_classes;
   shardrt__param *params;
   int nparams, cap_params;
   shardrt__unit *units;

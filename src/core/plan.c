@@ -18,7 +18,7 @@ void shardrt_plan_default(shardrt_plan *p) {
   p->num_machines = 1;
   p->mixed_precision = SHARDRT_MP_NO;
   p->load_dtype = SHARDRT_F32;
-  p->backward_prefetch = SHARDRT_PREFETCH_BACKWARD_PRE;
+  p->backward_prefetch = SHARDRT_PREFETCH_NONE; /* accelerate passes none unless asked */
   /* DeepSpeed's defaults for its ZeRO-3 knobs. */
   p->prefetch_bucket_size = 50000000;
   p->param_persistence_threshold = 100000;
@@ -161,7 +161,14 @@ shardrt_status shardrt_plan_resolve(shardrt_plan *p, int world) {
     p->optimizer_dtype = SHARDRT_F32;
     p->master_weights = has_mp;
   }
-  if (!p->reduce_dtype_set) p->reduce_dtype = has_mp ? SHARDRT_F32 : p->compute_dtype;
+  /* Gradients are reduced in the compute dtype, as both peers do by default:
+   * accelerate's FSDP MixedPrecision policy sets reduce_dtype = param_dtype
+   * (FullyShardedDataParallelPlugin.set_mixed_precision) and DeepSpeed
+   * communicates in the model dtype unless communication_data_type says
+   * otherwise (DeepSpeedEngine.communication_data_type). fp32 reduction is an
+   * explicit choice (shardrt_reduce_dtype / --reduce_dtype /
+   * communication_data_type). */
+  if (!p->reduce_dtype_set) p->reduce_dtype = p->compute_dtype;
   p->loss_scaling = p->compute_dtype == SHARDRT_F16;
 
   /* Offload. FSDP's is all-or-nothing; DeepSpeed offloads params at stage 3 only. */
@@ -193,9 +200,9 @@ shardrt_status shardrt_plan_resolve(shardrt_plan *p, int world) {
     return shardrt__error(SHARDRT_ERR_CONFIG,
                           "plan: cpu_ram_efficient_loading requires sync_module_states "
                           "(rank 0 loads, the others receive): set fsdp_sync_module_states: true");
-  if (p->wrap_policy == SHARDRT_WRAP_TRANSFORMER_BASED && p->num_wrap_classes == 0)
-    return shardrt__error(SHARDRT_ERR_CONFIG,
-                          "plan: TRANSFORMER_BASED_WRAP needs fsdp_transformer_layer_cls_to_wrap (a class name list)");
+  /* TRANSFORMER_BASED_WRAP without class names wraps the block classes the
+   * program declares (shardrt_set_block_classes), as accelerate wraps the
+   * model's _no_split_modules; shardrt_finalize checks there are some. */
   if (p->wrap_policy == SHARDRT_WRAP_SIZE_BASED && p->min_num_params < 1)
     return shardrt__error(SHARDRT_ERR_CONFIG, "plan: SIZE_BASED_WRAP needs fsdp_min_num_params >= 1 (got %lld)",
                           (long long)p->min_num_params);

@@ -132,6 +132,8 @@ int shardrt_plan_format(const shardrt_plan *p, bool table, char *buf, size_t len
   str(&w, "flat_param_dtype", shardrt_dtype_name(p->flat_param_dtype));
   str(&w, "compute_dtype", shardrt_dtype_name(p->compute_dtype));
   str(&w, "reduce_dtype", shardrt_dtype_name(p->reduce_dtype));
+  /* default: the compute dtype, as accelerate's FSDP policy and DeepSpeed */
+  str(&w, "reduce_dtype_from", p->reduce_dtype_set ? "config" : "default");
   str(&w, "optimizer_dtype", shardrt_dtype_name(p->optimizer_dtype));
   boolean(&w, "master_weights", p->master_weights);
   boolean(&w, "loss_scaling", p->loss_scaling);
@@ -145,16 +147,25 @@ int shardrt_plan_format(const shardrt_plan *p, bool table, char *buf, size_t len
   maybe_int(&w, "param_persistence_threshold", p->param_persistence_threshold,
             p->unresolved & SHARDRT_UNRESOLVED_PERSISTENCE);
   integer(&w, "max_live_parameters", p->max_live_parameters);
+  integer(&w, "max_reuse_distance", p->max_reuse_distance);
   maybe_int(&w, "reduce_bucket_size", p->reduce_bucket_size, p->unresolved & SHARDRT_UNRESOLVED_REDUCE_BUCKET);
   integer(&w, "allgather_bucket_size", p->allgather_bucket_size);
   boolean(&w, "overlap_comm", p->overlap_comm);
+  boolean(&w, "contiguous_gradients", p->contiguous_gradients);
   str(&w, "wrap_policy", shardrt_wrap_policy_name(p->wrap_policy));
   key(&w, "wrap_classes");
   out(&w, table ? "" : "[");
   for (int i = 0; i < p->num_wrap_classes; i++)
     out(&w, table ? "%s%s" : "%s\"%s\"", i ? (table ? "," : ", ") : "", p->wrap_classes[i]);
-  out(&w, table ? "" : "]");
+  if (!table) out(&w, "]");
+  else if (p->num_wrap_classes == 0 && p->wrap_policy == SHARDRT_WRAP_TRANSFORMER_BASED)
+    out(&w, "(the program's block classes)");
   end(&w);
+  /* TRANSFORMER_BASED_WRAP without names wraps the program's declared
+   * block classes, as accelerate wraps _no_split_modules. */
+  str(&w, "wrap_classes_from",
+      p->wrap_policy != SHARDRT_WRAP_TRANSFORMER_BASED ? "none" : p->num_wrap_classes ? "config" : "program");
+  str(&w, "ignored_modules", p->ignored_modules);
   integer(&w, "min_num_params", p->min_num_params);
   integer(&w, "gradient_accumulation_steps", p->gradient_accumulation_steps);
   str(&w, "accum_mode", shardrt_accum_mode_name(p->accum_mode));
@@ -166,7 +177,15 @@ int shardrt_plan_format(const shardrt_plan *p, bool table, char *buf, size_t len
   boolean(&w, "cpu_ram_efficient_loading", p->cpu_ram_efficient_loading);
   boolean(&w, "sync_module_states", p->sync_module_states);
   boolean(&w, "activation_checkpointing", p->activation_checkpointing);
+  boolean(&w, "use_orig_params", p->use_orig_params);
   integer(&w, "fsdp_version", p->fsdp_version);
+  if (p->loss_scaling) {
+    number(&w, "loss_scale", p->loss_scale);
+    integer(&w, "initial_scale_power", p->initial_scale_power);
+    integer(&w, "loss_scale_window", p->loss_scale_window);
+    integer(&w, "hysteresis", p->hysteresis);
+    number(&w, "min_loss_scale", p->min_loss_scale);
+  }
   maybe_int(&w, "train_micro_batch_size_per_gpu", p->train_micro_batch_size_per_gpu,
             p->unresolved & SHARDRT_UNRESOLVED_MICRO_BATCH);
   maybe_int(&w, "train_batch_size", p->train_batch_size, p->unresolved & SHARDRT_UNRESOLVED_TRAIN_BATCH);

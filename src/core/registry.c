@@ -52,6 +52,36 @@ shardrt_status shardrt_add_module(shardrt_ctx *ctx, const char *name, const char
   return SHARDRT_OK;
 }
 
+shardrt_status shardrt_set_block_classes(shardrt_ctx *ctx, const char *list) {
+  if (!ctx || !list) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_set_block_classes: NULL argument");
+  if (ctx->finalized) return shardrt__error(SHARDRT_ERR_STATE, "shardrt_set_block_classes after shardrt_finalize");
+  char names[SHARDRT_MAX_WRAP_CLASSES][SHARDRT_NAME_MAX];
+  int n = 0;
+  for (const char *s = list; *s;) {
+    while (*s == ' ' || *s == ',') s++;
+    if (!*s) break;
+    const char *e = s;
+    while (*e && *e != ',') e++;
+    const char *t = e;
+    while (t > s && t[-1] == ' ') t--;
+    size_t len = (size_t)(t - s);
+    if (n == SHARDRT_MAX_WRAP_CLASSES || len >= SHARDRT_NAME_MAX)
+      return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT,
+                            "shardrt_set_block_classes('%.64s'): at most %d names of up to %d bytes", list,
+                            SHARDRT_MAX_WRAP_CLASSES, SHARDRT_NAME_MAX - 1);
+    memcpy(names[n], s, len);
+    names[n][len] = '\0';
+    if (!valid_name(names[n]))
+      return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT,
+                            "shardrt_set_block_classes: '%s' is not a class name (printable, no quotes)", names[n]);
+    n++;
+    s = e;
+  }
+  memcpy(ctx->block_classes, names, sizeof names);
+  ctx->nblock_classes = n;
+  return SHARDRT_OK;
+}
+
 shardrt_status shardrt_add_param(shardrt_ctx *ctx, int module_id, const char *name, int ndim, const int64_t *shape,
                                  int *param_id) {
   if (!ctx) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_add_param: ctx is NULL");

@@ -51,10 +51,21 @@ static shardrt_status choose_wrapped(shardrt_ctx *ctx, const int *parent, bool *
     return SHARDRT_OK;
   }
   if (p->wrap_policy == SHARDRT_WRAP_TRANSFORMER_BASED) {
-    for (int c = 0; c < p->num_wrap_classes; c++) {
+    /* No names in the config: the program's block classes, as accelerate
+     * falls back to the model's _no_split_modules
+     * (FullyShardedDataParallelPlugin.set_auto_wrap_policy). */
+    bool declared = p->num_wrap_classes == 0;
+    int ncls = declared ? ctx->nblock_classes : p->num_wrap_classes;
+    if (ncls == 0)
+      return shardrt__error(SHARDRT_ERR_CONFIG,
+                            "TRANSFORMER_BASED_WRAP: no class to wrap: the config names none "
+                            "(fsdp_transformer_layer_cls_to_wrap) and the program declared no block classes "
+                            "(shardrt_set_block_classes)");
+    for (int c = 0; c < ncls; c++) {
+      const char *want = declared ? ctx->block_classes[c] : p->wrap_classes[c];
       bool found = false;
       for (int m = 0; m < ctx->nmodules; m++)
-        if (strcmp(ctx->modules[m].cls, p->wrap_classes[c]) == 0) wrapped[m] = found = true;
+        if (strcmp(ctx->modules[m].cls, want) == 0) wrapped[m] = found = true;
       if (!found) {
         char classes[1024] = "";
         for (int m = 0; m < ctx->nmodules; m++) {
@@ -66,9 +77,10 @@ static shardrt_status choose_wrapped(shardrt_ctx *ctx, const int *parent, bool *
           }
         }
         return shardrt__error(SHARDRT_ERR_CONFIG,
-                              "fsdp_transformer_layer_cls_to_wrap: could not find the transformer layer class '%s' "
+                              "%s: could not find the transformer layer class '%s' "
                               "in the model (its classes are: %s; names are case-sensitive)",
-                              p->wrap_classes[c], classes);
+                              declared ? "shardrt_set_block_classes" : "fsdp_transformer_layer_cls_to_wrap", want,
+                              classes);
       }
     }
   } else if (p->wrap_policy == SHARDRT_WRAP_SIZE_BASED) {

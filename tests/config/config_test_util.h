@@ -88,6 +88,7 @@ static void tu_field(const shardrt_plan *p, const char *key, char *out, size_t c
   else if (IS("ag_bucket")) snprintf(out, cap, "%lld", (long long)p->allgather_bucket_size);
   else if (IS("max_live")) snprintf(out, cap, "%lld", (long long)p->max_live_parameters);
   else if (IS("overlap")) snprintf(out, cap, "%d", p->overlap_comm);
+  else if (IS("max_reuse")) snprintf(out, cap, "%lld", (long long)p->max_reuse_distance);
   else if (IS("unresolved")) snprintf(out, cap, "%u", p->unresolved);
   else if (IS("micro")) snprintf(out, cap, "%lld", (long long)p->train_micro_batch_size_per_gpu);
   else if (IS("train_batch")) snprintf(out, cap, "%lld", (long long)p->train_batch_size);

@@ -186,8 +186,9 @@ static void test_fsdp_ignores_sections(void **state) {
   assert_int_equal(shardrt_config_load(path, &p), SHARDRT_OK);
   static const char *const expect[] = {"dist=FSDP", "optim=program", "sched=none", 0};
   tu_expect("fsdp", &p, expect);
-  if (!strstr(tu_warnings, "optimizer.type = SGD: ignored, distributed_type is FSDP"))
-    fail_msg("no warning for the ignored optimizer; got:\n%s", tu_warnings);
+  /* accelerate never reads deepspeed_config_file under FSDP: neither do we. */
+  if (strstr(tu_warnings, "optimizer"))
+    fail_msg("the JSON was read under FSDP; got:\n%s", tu_warnings);
 }
 
 /* The DeepSpeed plugin with hf_ds_config reads the same sections, and a bad

@@ -31,6 +31,21 @@ check "auto prints as unresolved" has "$TMP/o" 'auto (set by the program)'
 check "optimizer section applied" has "$TMP/o" '"optimizer": "AdamW"'
 check "optimizer auto prints as the program's" has "$TMP/o" '"optimizer_lr": "auto (set by the program)"'
 
+"$BIN" plan --config_file "$CFG/ds_json.yaml" --json >"$TMP/o" 2>"$TMP/e"
+check "--json exits 0" test $? -eq 0
+check "every run-changing field shown" has "$TMP/o" '"max_reuse_distance": 1000000000'
+check "reduce dtype source shown" has "$TMP/o" '"reduce_dtype_from": "default"'
+check "ignored keys listed" has "$TMP/o" '"zero_optimization.reduce_scatter: accepted, has no effect in libshardrt"'
+check "warnings listed" has "$TMP/o" '"warnings": \['
+printf '{"_comment": "x", "zero_optimization": {"stage": 2}, "torch_autocast": {"enabled": false}}\n' >"$TMP/w.json"
+"$BIN" plan --config_file "$TMP/w.json" >"$TMP/o" 2>"$TMP/e"
+check "off feature plans" test $? -eq 0
+check "off feature in the warnings list" has "$TMP/o" "DeepSpeed's torch_autocast is not supported by libshardrt; it is off here"
+check "comment key ignored" has "$TMP/o" '"_comment: not a DeepSpeed key, ignored (as DeepSpeed does)"'
+"$BIN" plan --config_file "$CFG/fsdp_full_shard.yaml" --format table >"$TMP/o" 2>"$TMP/e"
+check "table lists ignored keys" has "$TMP/o" '^ignored (accepted, not acted on):'
+check "table names the program's classes" has "$TMP/o" "^wrap_classes_from  *program"
+
 "$BIN" plan --config_file "$CFG/ds_zero2_schedule.yaml" --format table >"$TMP/o" 2>"$TMP/e"
 check "schedule config exits 0" test $? -eq 0
 check "schedule shown" has "$TMP/o" '^scheduler  *WarmupDecayLR'

@@ -113,6 +113,31 @@ static void test_comm_volume(void **state) {
   }
 }
 
+/* Under bf16 mixed precision gradients are reduced in bf16 by default (as
+ * accelerate's MixedPrecision policy and DeepSpeed): half the
+ * reduce-scatter bytes of an explicit fp32 reduction. */
+static void test_reduce_dtype_bytes(void **state) {
+  if (g_world == 1) skip();
+  mini_cfg c;
+  mini_cfg_default(&c);
+  c.steps = 2;
+  for (int explicit_fp32 = 0; explicit_fp32 < 2; explicit_fp32++) {
+    shardrt_plan p = plan_of(SHARDRT_FLAVOR_FSDP, SHARDRT_SHARD_GRAD_OP, SHARDRT_MP_BF16);
+    if (explicit_fp32) {
+      p.reduce_dtype_set = true;
+      p.reduce_dtype = SHARDRT_F32;
+    }
+    mini_run r;
+    assert_int_equal(mini_train(&c, &p, NULL, &r), SHARDRT_OK);
+    uint64_t want = (uint64_t)r.sum_padded * (explicit_fp32 ? 4 : 2);
+    if (r.comm.bytes[SHARDRT_COLL_REDUCE_SCATTER] != want)
+      fail_msg("bf16 mixed precision, %s reduction: reduce_scatter %llu bytes, want %llu",
+               explicit_fp32 ? "fp32" : "default", (unsigned long long)r.comm.bytes[SHARDRT_COLL_REDUCE_SCATTER],
+               (unsigned long long)want);
+    mini_run_free(&r);
+  }
+}
+
 /* DeepSpeed's stage3_max_reuse_distance: with 0 only the last unit of the
  * forward (used at once by the backward) stays gathered; a large distance
  * keeps more units gathered, so fewer bytes move. FSDP regathers all. */
@@ -167,6 +192,7 @@ int main(void) {
       cmocka_unit_test(test_zero_memory_formula),
       cmocka_unit_test(test_fsdp_precision_rows),
       cmocka_unit_test(test_comm_volume),
+      cmocka_unit_test(test_reduce_dtype_bytes),
       cmocka_unit_test(test_full_shard_scales),
       cmocka_unit_test(test_reuse_distance),
   };
