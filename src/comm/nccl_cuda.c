@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "src/comm/comm.h"
 #include "src/comm/watchdog.h"
@@ -488,12 +489,49 @@ static shardrt_status nccl_wait(void *self, shardrt__req *req) {
 
 /* ---- host helpers over MPI ---- */
 
+/* The host helpers are blocking MPI collectives: issued non-blocking and
+ * waited on within SHARDRT_COLL_TIMEOUT_S, like the mpi backend's, so a rank
+ * that never arrives is SHARDRT_ERR_TIMEOUT here too, not a hang. On a
+ * timeout the request is left to MPI and the backend is marked broken. */
+static double mono_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static shardrt_status host_done(nccl_backend *b, MPI_Request *r, const char *what) {
+  if (b->timeout_s <= 0) {
+    int e = MPI_Wait(r, MPI_STATUS_IGNORE);
+    return e == MPI_SUCCESS ? SHARDRT_OK : mpi_fail(e, what);
+  }
+  double t0 = mono_s();
+  for (;;) {
+    int flag = 0, e = MPI_Test(r, &flag, MPI_STATUS_IGNORE);
+    if (e != MPI_SUCCESS) return mpi_fail(e, what);
+    if (flag) return SHARDRT_OK;
+    if (mono_s() - t0 > b->timeout_s) {
+      b->broken = true;
+      return shardrt__error(SHARDRT_ERR_TIMEOUT,
+                            "rank %d: host %s did not complete in %g s (SHARDRT_COLL_TIMEOUT_S): another rank stopped or "
+                            "issues different collectives; run with SHARDRT_DEBUG=collectives to name it",
+                            b->rank[SHARDRT__GROUP_WORLD], what, b->timeout_s);
+    }
+  }
+}
+
+#define MPI_TIMED(icall, what)                   \
+  do {                                           \
+    MPI_Request r__ = MPI_REQUEST_NULL;          \
+    MPI_CHECK(icall, what);                      \
+    SHARDRT__CHECK(host_done(b, &r__, what));    \
+  } while (0)
+
 static shardrt_status nccl_allreduce_host_f64(void *self, shardrt__group g, double *vals, int n) {
   nccl_backend *b = self;
   SHARDRT__CHECK(check_group("allreduce_host_f64", g));
   if (n < 0 || (n > 0 && !vals))
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "nccl allreduce_host_f64: %d values at %p", n, (void *)vals);
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, b->mpi[g]), "allreduce(host)");
+  MPI_TIMED(MPI_Iallreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, b->mpi[g], &r__), "allreduce(host)");
   return SHARDRT_OK;
 }
 
@@ -502,7 +540,7 @@ static shardrt_status nccl_allreduce_host_max_i64(void *self, int64_t *vals, int
   if (n < 0 || (n > 0 && !vals))
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "nccl allreduce_host_max_i64: %d values at %p", n,
                           (void *)vals);
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_INT64_T, MPI_MAX, b->mpi[SHARDRT__GROUP_WORLD]),
+  MPI_TIMED(MPI_Iallreduce(MPI_IN_PLACE, vals, n, MPI_INT64_T, MPI_MAX, b->mpi[SHARDRT__GROUP_WORLD], &r__),
             "allreduce(host max)");
   return SHARDRT_OK;
 }
@@ -516,7 +554,7 @@ static shardrt_status nccl_allgather_host(void *self, const void *send, void *re
     return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT,
                           "nccl allgather_host: %zu bytes per rank is over the %d-byte limit of host helpers", bytes,
                           INT_MAX);
-  MPI_CHECK(MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, b->mpi[SHARDRT__GROUP_WORLD]),
+  MPI_TIMED(MPI_Iallgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, b->mpi[SHARDRT__GROUP_WORLD], &r__),
             "allgather(host)");
   return SHARDRT_OK;
 }
@@ -532,14 +570,14 @@ static shardrt_status nccl_bcast_host(void *self, void *buf, size_t bytes, int r
   const size_t chunk = (size_t)1 << 30;
   for (size_t off = 0; off < bytes; off += chunk) {
     size_t n = bytes - off < chunk ? bytes - off : chunk;
-    MPI_CHECK(MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root, b->mpi[SHARDRT__GROUP_WORLD]), "bcast(host)");
+    MPI_TIMED(MPI_Ibcast((char *)buf + off, (int)n, MPI_BYTE, root, b->mpi[SHARDRT__GROUP_WORLD], &r__), "bcast(host)");
   }
   return SHARDRT_OK;
 }
 
 static shardrt_status nccl_barrier(void *self) {
   nccl_backend *b = self;
-  MPI_CHECK(MPI_Barrier(b->mpi[SHARDRT__GROUP_WORLD]), "barrier");
+  MPI_TIMED(MPI_Ibarrier(b->mpi[SHARDRT__GROUP_WORLD], &r__), "barrier");
   return SHARDRT_OK;
 }
 
@@ -712,7 +750,7 @@ static shardrt_status make_comms(nccl_backend *b, MPI_Comm base, int rank, int g
       r = ncclGetUniqueId(&boot.id);
       boot.ok = r == ncclSuccess;
     }
-    MPI_CHECK(MPI_Bcast(&boot, (int)sizeof boot, MPI_BYTE, 0, b->mpi[g]), "nccl id broadcast");
+    MPI_TIMED(MPI_Ibcast(&boot, (int)sizeof boot, MPI_BYTE, 0, b->mpi[g], &r__), "nccl id broadcast");
     if (r != ncclSuccess) return nccl_fail(r, NULL, "ncclGetUniqueId", __LINE__);
     if (!boot.ok)
       return shardrt__error(SHARDRT_ERR_COMM, "nccl: rank 0 of the %s group could not create an NCCL unique id",
