@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Each kernel of the GPT's bf16 and fp16 paths (one template, run for
  * both storage types), and each cuBLASLt product shape and epilogue they
- * use, against a CPU twin (gpt_cpu_ops.h or a double-precision loop here).
+ * use, and the fp32 path's cross-entropy over the padded vocabulary,
+ * against a CPU twin (gpt_cpu_ops.h or a double-precision loop here).
  * Inputs are values of the storage type, so the only differences are fp32
  * arithmetic order and the final 16-bit store. Exits 77 without a GPU.
  *
@@ -32,6 +33,7 @@ extern "C" {
 }
 
 #include "gpt_cpu_ops.h"
+#include "gpt_kernels.cuh"
 #include "gpt_kernels_lp.cuh"
 #include "gpt_lt.cuh"
 #include "shardrt/types.h"
@@ -226,6 +228,56 @@ template <typename LP> static void test_classifier(void **state) {
   free(lg), free(got), free(want);
 }
 
+/* The fp32 path's cross-entropy over the padded vocabulary (V = 301 in
+ * rows of 384, garbage in the padding): the padding must stay out of the
+ * log-sum-exp, come out as probability 0 and get exactly no gradient.
+ * fp32 throughout: expf/logf and a 301-term fp32 sum, 1e-5 relative (the
+ * file's fp32 bound). */
+static void test_crossentropy_f32_padded(void **state) {
+  (void)state;
+  const int N = 5, V = 301, Vp = gpt_padded_vocab(V);
+  const float dloss = 1.0f / 7.0f;
+  float *lg = (float *)malloc(N * Vp * 4), *got = (float *)malloc(N * Vp * 4);
+  int tg[5] = {0, 300, 17, 150, 299};
+  for (int i = 0; i < N * Vp; i++) lg[i] = i % Vp < V ? urand(-8, 8) : 1e4f;
+  float *dl = dev_copy(lg, N * Vp), *dlosses;
+  int *dt = dev_copy(tg, N);
+  CU(cudaMalloc((void **)&dlosses, N * 4));
+  CU(gpt_k_crossentropy_forward(dl, dlosses, dt, N, V, Vp, 0));
+  float loss[5];
+  host_copy(loss, dlosses, N);
+  host_copy(got, dl, N * Vp);
+  double p[384];
+  for (int r = 0; r < N; r++) {
+    double mx = -1e30, z = 0;
+    for (int v = 0; v < V; v++) mx = fmax(mx, lg[r * Vp + v]);
+    for (int v = 0; v < V; v++) z += exp(lg[r * Vp + v] - mx);
+    double l = log(z) + mx;
+    assert_true(fabs(loss[r] - (l - lg[r * Vp + tg[r]])) <= 1e-5 * fabs(l));
+    for (int v = 0; v < V; v++) {
+      p[v] = exp(lg[r * Vp + v] - l);
+      if (!(fabs(got[r * Vp + v] - p[v]) <= 1e-5 * p[v] + 1e-12))
+        fail_msg("probs[%d][%d]: gpu %.9g cpu %.9g", r, v, got[r * Vp + v], p[v]);
+    }
+    for (int v = V; v < Vp; v++) assert_true(got[r * Vp + v] == 0.0f);
+  }
+  CU(gpt_k_crossentropy_backward(dl, dt, dloss, N, V, Vp, 0));
+  host_copy(got, dl, N * Vp);
+  for (int r = 0; r < N; r++) {
+    double mx = -1e30, z = 0;
+    for (int v = 0; v < V; v++) mx = fmax(mx, lg[r * Vp + v]);
+    for (int v = 0; v < V; v++) z += exp(lg[r * Vp + v] - mx);
+    for (int v = 0; v < V; v++) {
+      double want = (exp(lg[r * Vp + v] - mx) / z - (v == tg[r])) * dloss;
+      if (!(fabs(got[r * Vp + v] - want) <= 1e-5 * fabs(want) + 1e-12))
+        fail_msg("dlogits[%d][%d]: gpu %.9g cpu %.9g", r, v, got[r * Vp + v], want);
+    }
+    for (int v = V; v < Vp; v++) assert_true(got[r * Vp + v] == 0.0f); /* padding: exactly no gradient */
+  }
+  cudaFree(dl), cudaFree(dt), cudaFree(dlosses);
+  free(lg), free(got);
+}
+
 template <typename LP> static void test_bias_backward_and_gelu(void **state) {
   (void)state;
   const int N = 111, OC = 144;
@@ -390,6 +442,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       BOTH(test_cast_bit_exact), BOTH(test_layernorm_forward),      BOTH(test_softmax),
       BOTH(test_classifier),     BOTH(test_bias_backward_and_gelu), BOTH(test_lt_products),
+      cmocka_unit_test(test_crossentropy_f32_padded),
   };
 #undef BOTH
   return cmocka_run_group_tests(tests, NULL, NULL);
