@@ -238,22 +238,11 @@ extern "C" int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *tar
    * caller's arrays are free on return; the only wait is for the previous
    * batch's copy out of the staging buffer, long finished by now. */
   CK(m, cudaEventSynchronize(m->batch_copied), "previous batch copy");
-  int *h = m->host_batch, *order = h + 2 * BT, *tok = h + 3 * BT, *seg = h + 4 * BT, *count = m->host_count;
+  int *h = m->host_batch, *order = h + 2 * BT, *tok = h + 3 * BT, *seg = h + 4 * BT;
   memcpy(h, tokens, (size_t)BT * sizeof(int));
   memcpy(h + BT, targets, (size_t)BT * sizeof(int));
-  /* The embedding backward's plan, so it sums each token's rows in a fixed
-   * order instead of with atomics (whose order, and so whose rounding,
-   * changes from run to run): a stable counting sort of the positions by
-   * token, O(vocab + B*T) on the host. */
-  memset(count, 0, ((size_t)V + 1) * sizeof(int));
-  for (int i = 0; i < BT; i++) count[tokens[i] + 1]++;
-  for (int v = 0; v < V; v++) count[v + 1] += count[v]; /* count[v]: where token v's positions start */
-  int u = 0;
-  for (int v = 0; v < V; v++)
-    if (count[v + 1] > count[v]) tok[u] = v, seg[u] = count[v], u++;
-  seg[u] = BT;
-  m->nuniq = u;
-  for (int i = 0; i < BT; i++) order[count[tokens[i]]++] = i; /* ascending positions within a token */
+  /* the embedding backward's plan: each token's rows summed in a fixed order (gpt_lt.h) */
+  m->nuniq = gpt_embed_plan(tokens, BT, V, m->host_count, order, tok, seg);
   CK(m, cudaMemcpyAsync(m->batch_dev, h, BATCH_INTS(BT) * sizeof(int), cudaMemcpyHostToDevice, m->stream),
      "batch copy");
   CK(m, cudaEventRecord(m->batch_copied, m->stream), "batch copy event");

@@ -28,13 +28,8 @@
   X(losses, 1, BT) X(dresidual, 1, BTC) X(dbuf_c, 1, BTC) X(dbuf_c2, 1, BTC) X(dqkv, 1, BTC * 3)            \
   X(dfch, 1, BTC * 4) X(dfch2, 1, BTC * 4) X(datt, 1, BNH *T *T) X(dpre, 1, BNH *T *T) X(w_head_pad, 1, Vp *C)
 
-/* Elements a per-layer slot of n elements takes: n rounded up to 128, so
- * every slot of a 2- or 4-byte tensor starts 256-byte aligned (cudaMalloc
- * gives 256). Layer l's slot at l * gpt_cuda__slot(n) then has the same
- * alignment as slot 0, so a product reads the same alignment with and
- * without activation checkpointing, cuBLAS picks the same kernel, and the
- * two runs agree bit for bit. */
-static inline size_t gpt_cuda__slot(long long n) { return (size_t)((n + 127) / 128 * 128); }
+/* per-layer slots: 256-byte aligned (gpt_lt.h's gpt_act_slot, tested on the CPU) */
+static inline size_t gpt_cuda__slot(long long n) { return gpt_act_slot(n); }
 
 struct gpt_cuda_lp; /* gpt_cuda_lp.cu */
 
