@@ -325,7 +325,7 @@ extern "C" int gpt_cuda_head_forward(gpt_cuda *m, const float *const *p) {
 
 /* The vocabulary is padded to Vp = gpt_padded_vocab(V) columns as on the
  * LP paths: the head weight is copied into Vp rows whose padding is zero,
- * so the product has an even N and every logits row is 512-byte aligned;
+ * so the product has an even N and every logits row is 256-byte aligned;
  * the padded logits are 0, masked out of the loss, and get no gradient
  * (gpt_k_crossentropy_*), so the padding rows' gradient, never computed,
  * would be 0. Parameters and checkpoints keep V rows. */
