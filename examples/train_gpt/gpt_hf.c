@@ -279,15 +279,15 @@ int gpt_hf_weights_path(const char *dir, char *path, size_t cap, char *err, size
   struct stat st;
   snprintf(path, cap, "%s/model.safetensors", dir);
   if (stat(path, &st) == 0) return 0;
-  char idx[4200];
-  snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir);
-  if (stat(idx, &st) == 0)
-    snprintf(err, errlen,
-             "'%s' holds a sharded checkpoint (model.safetensors.index.json); train_gpt reads one model.safetensors "
-             "(save it with save_pretrained(dir, max_shard_size=\"100GB\"))",
-             dir);
-  else
-    snprintf(err, errlen, "'%s' has no model.safetensors (a save_pretrained directory with safe_serialization)", dir);
+  /* save_pretrained splits a model above max_shard_size into
+   * model-0000k-of-0000n.safetensors listed by this index; the loader reads
+   * the index and its shards as one file. */
+  snprintf(path, cap, "%s/model.safetensors.index.json", dir);
+  if (stat(path, &st) == 0) return 0;
+  snprintf(err, errlen,
+           "'%s' has neither model.safetensors nor model.safetensors.index.json (a save_pretrained directory with "
+           "safe_serialization)",
+           dir);
   return -1;
 }
 

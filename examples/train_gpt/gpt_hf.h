@@ -20,8 +20,9 @@
  * err. */
 int gpt_hf_read_config(const char *dir, gpt_config *cfg, int *tied, char *err, size_t errlen);
 
-/* Writes the weights file name of DIR into path: DIR/model.safetensors.
- * A sharded DIR (model.safetensors.index.json only) is an error saying so. */
+/* Writes the weights file name of DIR into path: DIR/model.safetensors, or
+ * for a sharded DIR its DIR/model.safetensors.index.json (the load API reads
+ * an index and its shards as one set). Neither is an error. */
 int gpt_hf_weights_path(const char *dir, char *path, size_t cap, char *err, size_t errlen);
 
 /* Creates DIR (if needed) and writes DIR/config.json for cfg, untied head,

@@ -48,7 +48,8 @@ static int usage(FILE *f) {
           "                             (default off; bf16 mixed precision uses bf16 tensor cores anyway)\n"
           "  --flash_attention          bf16 on a GPU: fused flash-style attention instead of materialised\n"
           "                             scores (head size 16, 32, 64 or 128)\n"
-          "  --init_from DIR            start from a Hugging Face GPT-2 directory (config.json + model.safetensors);\n"
+          "  --init_from DIR            start from a Hugging Face GPT-2 directory (config.json + model.safetensors,\n"
+          "                             or a sharded model.safetensors.index.json and its shards);\n"
           "                             the shape comes from config.json\n"
           "  --export_hf DIR            after training, write DIR/config.json + DIR/model.safetensors that\n"
           "                             transformers' GPT2LMHeadModel.from_pretrained(DIR) loads\n"
@@ -251,7 +252,13 @@ int main(int argc, char **argv) {
       code = 2;
       goto done;
     }
-    rc = shardrt_load_weights_mapped(ctx, wpath, &map);
+    /* a file that is not the model is bad input (exit 2), as a bad config.json is */
+    if ((rc = shardrt_load_weights_mapped(ctx, wpath, &map))) {
+      if (rank == 0)
+        fprintf(stderr, "%s: error: --init_from: %s: %s\n", prog, shardrt_status_str(rc), shardrt_last_error());
+      code = 2;
+      goto done;
+    }
   }
   if (rc == SHARDRT_OK) rc = ex_ckpt_begin(ctx, &o, &first_step);
   if (rc == SHARDRT_OK && o.trace_path) rc = shardrt_trace_start(ctx, o.trace_path);

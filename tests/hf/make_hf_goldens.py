@@ -8,6 +8,9 @@ and safetensors, e.g. /work/peers-venv/bin/python):
   bare/            the tied weights as the hub's original gpt2 files hold
                    them: GPT2Model names (no "transformer." prefix) plus the
                    h.<i>.attn.bias causal-mask buffers
+  sharded/         another untied model written by save_pretrained with
+                   max_shard_size="40KB": model.safetensors.index.json and
+                   several model-0000k-of-0000n.safetensors shards
   batch.bin        T + 1 bytes < vocab: with exactly T + 1 tokens train_gpt
                    takes every sequence at offset 0 (tokens data[0:T],
                    targets data[1:T+1]), so the batch is known here
@@ -50,7 +53,7 @@ def main():
     with open(os.path.join(OUT, "batch.bin"), "wb") as f:
         f.write(bytes(data))
     goldens = {"seq_len": T, "vocab": SHAPE["vocab_size"], "transformers": __import__("transformers").__version__}
-    for name, tied, seed in (("untied", False, 1), ("tied", True, 2)):
+    for name, tied, seed in (("untied", False, 1), ("tied", True, 2), ("sharded", False, 3)):
         torch.manual_seed(seed)
         cfg = GPT2Config(**SHAPE, tie_word_embeddings=tied, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
         model = GPT2LMHeadModel(cfg).eval()
@@ -63,7 +66,8 @@ def main():
             for n, p in model.named_parameters():
                 if n.endswith(".bias") or "ln_" in n:
                     p.add_(torch.randn_like(p) * 0.05)
-        model.save_pretrained(os.path.join(OUT, name), safe_serialization=True)
+        shard = {"max_shard_size": "40KB"} if name == "sharded" else {}
+        model.save_pretrained(os.path.join(OUT, name), safe_serialization=True, **shard)
         goldens[name] = hf_loss(model, data, T)
         if tied:
             sd = {k[len("transformer."):]: v.contiguous() for k, v in model.state_dict().items()

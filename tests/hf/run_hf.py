@@ -3,14 +3,16 @@
 """train_gpt and Hugging Face transformers' GPT2LMHeadModel, both ways.
 
   load       the models in tests/hf/data (written by transformers'
-             save_pretrained: untied, tied without lm_head.weight, and the
-             hub's bare GPT2Model naming with attn.bias buffers) load with
+             save_pretrained: untied, tied without lm_head.weight, the
+             hub's bare GPT2Model naming with attn.bias buffers, and one split
+             by max_shard_size into 4 shards under an index) load with
              --init_from and the first step's loss equals transformers' loss
              on the same batch (goldens.json), at world 1 and at world 2
              under FULL_SHARD (every rank maps the file, and rank 0 reads and
-             scatters) and ZeRO-3. Configs train_gpt cannot reproduce, a
-             sharded directory, disagreeing shape flags and a FIFO as --data
-             fail with exit 2 and a message naming the cause.
+             scatters) and ZeRO-3. Configs train_gpt cannot reproduce, an
+             index and shards that disagree (missing shard, tensor not in its
+             shard, unlisted tensor, bad JSON), disagreeing shape flags and a
+             FIFO as --data fail with exit 2 and a message naming the cause.
   roundtrip  (needs torch + transformers in SHARDRT_HF_PYTHON, else skip 77)
              train 4 steps at world 2 from each model, --export_hf (fp32 and
              bf16), then transformers loads the export with nothing missing,
@@ -63,11 +65,11 @@ def run(cmd, timeout=300):
         fail(f"timed out after {timeout} s: {' '.join(cmd)}")
 
 
-def first_loss(tmp, name, model, np=1, config=None, extra=()):
+def losses(tmp, name, flags, np=1, config=None):
+    """Runs train_gpt with flags (at world np under mpirun, with an
+    accelerate config when given) and returns the step log's losses."""
     log = os.path.join(tmp, name + ".jsonl")
-    cmd = [BIN, "--init_from", model, "--data", BATCH, "--global_batch", "2", "--quiet", "--log", log, *extra]
-    if config:
-        cmd[1:1] = ["--config_file", config]
+    cmd = [BIN, *(["--config_file", config] if config else []), *flags, "--quiet", "--log", log]
     if np > 1:
         cmd = [MPIRUN, *MPI_FLAGS, "-np", str(np), *cmd]
     p = run(cmd)
@@ -75,6 +77,11 @@ def first_loss(tmp, name, model, np=1, config=None, extra=()):
         fail(f"{name}: exit {p.returncode}: {' '.join(cmd)}\n{p.stdout}")
     with open(log) as f:
         return [json.loads(line)["loss"] for line in f if line.strip()]
+
+
+def first_loss(tmp, name, model, np=1, config=None, extra=()):
+    """Losses of train_gpt started from the HF directory model on the batch."""
+    return losses(tmp, name, ["--init_from", model, "--data", BATCH, "--global_batch", "2", *extra], np, config)
 
 
 def close(a, b):
@@ -101,7 +108,7 @@ def load():
         mapped = write(tmp, "mapped.yaml", FULL.format(ram="false"))
         root = write(tmp, "root.yaml", FULL.format(ram="true"))
         zero3 = write(tmp, "zero3.yaml", ZERO3)
-        for m in ("untied", "tied", "bare"):
+        for m in ("untied", "tied", "bare", "sharded"):
             model = os.path.join(DATA, m)
             runs = [("world 1", first_loss(tmp, m + "_w1", model)[0])]
             runs.append(("FULL_SHARD world 2, every rank maps",
@@ -135,9 +142,7 @@ def errors(tmp):
         expect_error(f"config.json {field}={value!r} is refused", base + [d], ["--init_from", field])
     d = bad_model(tmp, "bad_nlayer", {"n_layer": "2"})
     expect_error("config.json n_layer as a string is refused", base + [d], ["n_layer", "integer"])
-    d = bad_model(tmp, "sharded", drop="model.safetensors")
-    open(os.path.join(d, "model.safetensors.index.json"), "w").write("{}")
-    expect_error("a sharded directory is refused, saying so", base + [d], ["sharded", "model.safetensors.index.json"])
+    sharded_errors(tmp, base)
     expect_error("--seq_len disagreeing with config.json is refused",
                  base + [os.path.join(DATA, "untied"), "--seq_len", "8"], ["--seq_len 8", "config.json (16)"])
     d = bad_model(tmp, "badjson")
@@ -149,6 +154,61 @@ def errors(tmp):
                  ["--data", "not a regular file"])
     expect_error("a directory as --data is refused", [BIN, "--data", tmp, "--steps", "1", "--quiet"],
                  ["not a regular file"])
+
+
+def sharded_copy(tmp, name, index=None, drop=None):
+    """A copy of data/sharded with its index rewritten by index(dict) and a
+    shard file removed."""
+    d = os.path.join(tmp, name)
+    shutil.copytree(os.path.join(DATA, "sharded"), d)
+    path = os.path.join(d, "model.safetensors.index.json")
+    if index:
+        idx = json.load(open(path))
+        index(idx)
+        json.dump(idx, open(path, "w"))
+    if drop:
+        os.remove(os.path.join(d, drop))
+    return d
+
+
+def sharded_errors(tmp, base):
+    """A sharded directory whose index and shards disagree fails, naming the
+    index, the shard and the tensor, at world 1 and when rank 0 reads."""
+    idx = json.load(open(os.path.join(DATA, "sharded", "model.safetensors.index.json")))["weight_map"]
+    last = idx["lm_head.weight"]
+    other = idx["transformer.h.0.ln_1.weight"]
+    root = write(tmp, "root_err.yaml", FULL.format(ram="true"))
+    mpi = [MPIRUN, *MPI_FLAGS, "-np", "2", BIN, "--config_file", root] + base[1:]
+    d = sharded_copy(tmp, "sh_missing", drop=last)
+    for what, cmd in (("world 1", base), ("world 2, rank 0 reads", mpi)):
+        expect_error(f"a missing shard file is refused ({what})", cmd + [d],
+                     ["model.safetensors.index.json", last, "lm_head.weight", "cannot be opened"])
+
+    def move(i):
+        i["weight_map"]["lm_head.weight"] = other
+    d = sharded_copy(tmp, "sh_wrong", index=move)
+    expect_error("a tensor mapped to a shard that lacks it is refused", base + [d],
+                 ["maps tensor 'lm_head.weight'", other, "has no such tensor"])
+
+    def forget(i):
+        del i["weight_map"]["transformer.wte.weight"]
+    d = sharded_copy(tmp, "sh_unlisted", index=forget)
+    expect_error("a shard tensor the index does not list is refused", base + [d],
+                 ["transformer.wte.weight", "does not list"])
+    d = sharded_copy(tmp, "sh_badjson")
+    open(os.path.join(d, "model.safetensors.index.json"), "w").write('{"weight_map": {"a": "x.safetensors",}}')
+    expect_error("an index that is not JSON is refused", base + [d], ["model.safetensors.index.json", "not valid JSON", "line 1"])
+    d = sharded_copy(tmp, "sh_nomap")
+    open(os.path.join(d, "model.safetensors.index.json"), "w").write('{"metadata": {}}')
+    expect_error("an index without weight_map is refused", base + [d], ["model.safetensors.index.json", "weight_map"])
+
+    def escape(i):
+        i["weight_map"]["lm_head.weight"] = "../" + last
+    d = sharded_copy(tmp, "sh_escape", index=escape)
+    expect_error("a shard name outside the directory is refused", base + [d], ["lm_head.weight", "relative"])
+    d = bad_model(tmp, "sh_none", drop="model.safetensors")
+    expect_error("a directory without weights is refused, saying what it looked for", base + [d],
+                 ["model.safetensors.index.json", "neither"])
 
 
 SHARDS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "examples", "data", "corpus_bpe")
@@ -163,20 +223,6 @@ def llmc_shard(path, toks, magic=20240520, version=1, count=None, extra=b""):
     return path
 
 
-def train_log(tmp, name, np, flags, config=None):
-    log = os.path.join(tmp, name + ".jsonl")
-    cmd = [BIN, *flags, "--quiet", "--log", log]
-    if config:
-        cmd[1:1] = ["--config_file", config]
-    if np > 1:
-        cmd = [MPIRUN, *MPI_FLAGS, "-np", str(np), *cmd]
-    p = run(cmd)
-    if p.returncode != 0:
-        fail(f"{name}: exit {p.returncode}: {' '.join(cmd)}\n{p.stdout}")
-    with open(log) as f:
-        return [json.loads(line)["loss"] for line in f if line.strip()]
-
-
 def shards():
     """llm.c .bin shards: the bundled glob trains, world 2 == world 1, the
     reader's tokens are exactly the file's (a shard holding the HF batch
@@ -185,8 +231,8 @@ def shards():
     with tempfile.TemporaryDirectory(prefix="hf_shards_") as tmp:
         glob = os.path.join(SHARDS, "shard_*.bin")
         flags = ["--data", glob, "--vocab", "512", "--steps", "8", "--global_batch", "4", "--lr", "3e-3", "--seed", "3"]
-        w1 = train_log(tmp, "w1", 1, flags)
-        w2 = train_log(tmp, "w2", 2, flags, write(tmp, "full.yaml", FULL.format(ram="false")))
+        w1 = losses(tmp, "w1", flags)
+        w2 = losses(tmp, "w2", flags, 2, write(tmp, "full.yaml", FULL.format(ram="false")))
         if not w1[-1] < w1[0] - 0.05:
             fail(f"llm.c shards: loss did not fall: {w1}")
         # 1e-5: the same tolerance as tests/gpt's world equivalence (reduction order across ranks)
