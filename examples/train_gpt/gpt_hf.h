@@ -29,6 +29,14 @@ int gpt_hf_weights_path(const char *dir, char *path, size_t cap, char *err, size
  * torch_dtype from dt. Returns 0, or -1 with err. */
 int gpt_hf_write_config(const char *dir, const gpt_config *cfg, shardrt_dtype dt, char *err, size_t errlen);
 
+/* Writes an export spec (src/ckpt/export_spec.h, docs/checkpoints.md) to
+ * path, atomically: for the n registered parameter names, transformers'
+ * names and Conv1D transposes, and config.json for cfg with torch_dtype
+ * left as "{dtype}"; `shardrt merge-weights CKPT OUT --export path` then
+ * writes a directory GPT2LMHeadModel.from_pretrained loads. */
+int gpt_hf_write_export_spec(const char *path, const gpt_config *cfg, const char *const *params, int n, char *err,
+                             size_t errlen);
+
 /* The map between registry names and transformers' names (load and save). */
 shardrt_weight_map gpt_hf_map(void);
 

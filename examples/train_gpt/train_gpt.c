@@ -5,10 +5,12 @@
  * takes its slice; the loss is the mean over every token of the global
  * batch), so any world size, strategy and wrap policy must reproduce the
  * same losses up to float rounding. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../common/trainer.h"
 #include "gpt_blas.h"
@@ -191,6 +193,34 @@ static int export_hf(shardrt_ctx *ctx, const gpt_config *cfg, const char *dir, s
   return 0;
 }
 
+/* Collective. With --save_dir: SAVE_DIR/export_hf.json, the export spec
+ * with which `shardrt merge-weights` writes any checkpoint of this run as a
+ * Hugging Face directory (the runtime knows no GPT-2; the spec carries the
+ * names, transposes and config.json). */
+static int write_export_spec(shardrt_ctx *ctx, const gpt_config *cfg, const char *save_dir) {
+  char err[4600] = "", path[4200];
+  double bad = 0;
+  int n = shardrt_num_params(ctx);
+  if (shardrt_rank(ctx) == 0) {
+    const char **names = malloc(sizeof *names * (size_t)(n + 1));
+    shardrt_param_info pi;
+    for (int i = 0; names && i < n; i++) names[i] = shardrt_param_info_get(ctx, i, &pi) == SHARDRT_OK ? pi.name : "";
+    snprintf(path, sizeof path, "%s/export_hf.json", save_dir);
+    if (!names) snprintf(err, sizeof err, "out of memory");
+    else if (mkdir(save_dir, 0777) != 0 && errno != EEXIST)
+      snprintf(err, sizeof err, "cannot create '%s': %s", save_dir, strerror(errno));
+    else gpt_hf_write_export_spec(path, cfg, names, n, err, sizeof err);
+    if (err[0]) {
+      fprintf(stderr, "%s: error: --save_dir: %s\n", prog, err);
+      bad = 1;
+    }
+    free(names);
+  }
+  shardrt_status rc = shardrt_allreduce_sum_f64(ctx, &bad, 1);
+  if (rc) return ex_fail(prog, "export spec", rc);
+  return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   /* first: it may re-execute the program with a better OpenBLAS kernel */
   gpt_blas_startup(argv);
@@ -260,6 +290,7 @@ int main(int argc, char **argv) {
       goto done;
     }
   }
+  if (rc == SHARDRT_OK && o.save_dir && (code = write_export_spec(ctx, &cfg, o.save_dir))) goto done;
   if (rc == SHARDRT_OK) rc = ex_ckpt_begin(ctx, &o, &first_step);
   if (rc == SHARDRT_OK && o.trace_path) rc = shardrt_trace_start(ctx, o.trace_path);
   if (rc) {

@@ -152,6 +152,16 @@ typedef struct shardrt_merge_stats {
 SHARDRT_API shardrt_status shardrt_merge_checkpoint(const char *ckpt_dir, const char *out_path,
                                                     shardrt_dtype dtype, bool optimizer,
                                                     shardrt_merge_stats *stats);
+/* Offline consolidation into another framework's layout, as an export spec
+ * says (a JSON file the training program writes; see docs/checkpoints.md):
+ * out_dir/<weights_file> with the spec's tensor names, 2-D parameters
+ * transposed where it says so, its metadata, and its extra files (e.g. a
+ * config.json) next to it. Every parameter must be listed. dtype -1 writes
+ * the dtype the checkpoint holds. Streams like shardrt_merge_checkpoint
+ * except that a transposed tensor is held whole once. */
+SHARDRT_API shardrt_status shardrt_merge_checkpoint_export(const char *ckpt_dir, const char *out_dir,
+                                                           const char *spec_path, int dtype,
+                                                           shardrt_merge_stats *stats);
 
 #ifdef __cplusplus
 }

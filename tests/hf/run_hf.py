@@ -292,6 +292,20 @@ def hf_python():
     return py if p.returncode == 0 else None
 
 
+def hf_check(py, out, T, ours, what):
+    """transformers loads the directory out with nothing missing, unexpected
+    or mismatched and its loss on the batch equals train_gpt's (ours)."""
+    p = run([py, "-c", HF_CHECK, out, BATCH, str(T)], timeout=300)
+    if p.returncode != 0:
+        fail(f"{what}: transformers could not load {out}:\n{p.stdout}")
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    if res["problems"]:
+        fail(f"{what}: from_pretrained reports {res['problems']}")
+    if not close(res["loss"], ours):
+        fail(f"{what}: transformers loss {res['loss']!r} on {out}, train_gpt {ours!r}")
+    return res["loss"]
+
+
 def roundtrip():
     py = hf_python()
     if not py:
@@ -310,17 +324,85 @@ def roundtrip():
                     fail(f"{m} {dt}: training did not lower the loss: {trained}")
                 # train_gpt's fp32 loss on the exported weights (bf16 ones are exact in fp32)
                 ours = first_loss(tmp, f"{m}_{dt}_reload", out)[0]
-                p = run([py, "-c", HF_CHECK, out, BATCH, str(T)], timeout=300)
-                if p.returncode != 0:
-                    fail(f"{m} {dt}: transformers could not load the export:\n{p.stdout}")
-                res = json.loads(p.stdout.strip().splitlines()[-1])
-                if res["problems"]:
-                    fail(f"{m} {dt}: from_pretrained reports {res['problems']}")
-                if not close(res["loss"], ours):
-                    fail(f"{m} {dt}: transformers loss {res['loss']!r} on the export, train_gpt {ours!r}")
+                theirs = hf_check(py, out, T, ours, f"{m} {dt} --export_hf")
                 print(f"ok: {m} {dt}: trained {trained[0]:.6f} -> {trained[-1]:.6f}; export loads in transformers "
-                      f"cleanly, loss {res['loss']} == train_gpt {ours}")
+                      f"cleanly, loss {theirs} == train_gpt {ours}")
+        for dt in ("fp32", "bf16"):
+            out, ours = merged_export(tmp, "untied", dt)
+            theirs = hf_check(py, out, T, ours, f"merge-weights --export {dt}")
+            print(f"ok: a FULL_SHARD world-2 sharded checkpoint ({dt}) merged to an HF directory loads in transformers "
+                  f"cleanly, loss {theirs} == train_gpt {ours}")
+
+
+SHARDED = FULL.format(ram="true") + "  fsdp_state_dict_type: SHARDED_STATE_DICT\n"
+SHARDRT = os.path.join(os.environ.get("SHARDRT_BIN_DIR", "build/bin"), "shardrt")
+
+
+def st_dtypes(path):
+    """The dtypes of a safetensors file's tensors (its JSON header)."""
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    return {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+
+
+def merged_export(tmp, m, dt):
+    """Trains 4 steps under FULL_SHARD at world 2 saving a sharded checkpoint
+    (and --export_hf), merges the checkpoint with the export spec train_gpt
+    wrote; returns the merged directory and train_gpt's loss on it, checked
+    equal to its loss on --export_hf's directory (the same weights)."""
+    ck, exp, out = (os.path.join(tmp, f"{m}_{dt}_{k}") for k in ("ckpt", "exphf", "merged"))
+    first_loss(tmp, f"{m}_{dt}_sharded", os.path.join(DATA, m), 2, write(tmp, "sharded.yaml", SHARDED),
+               ["--steps", "4", "--lr", "1e-2", "--param_dtype", dt, "--save_dir", ck, "--save_every", "4",
+                "--export_hf", exp])
+    if not os.path.isdir(os.path.join(ck, "step_4")) or os.path.exists(os.path.join(ck, "step_4", "model.safetensors")):
+        fail(f"{m} {dt}: expected a sharded checkpoint (rank files, no model.safetensors) in {ck}/step_4")
+    p = run([SHARDRT, "merge-weights", ck, out, "--export", os.path.join(ck, "export_hf.json")])
+    if p.returncode != 0:
+        fail(f"merge-weights --export: exit {p.returncode}:\n{p.stdout}")
+    want = {"fp32": ("F32", "float32"), "bf16": ("BF16", "bfloat16")}[dt]
+    got = (st_dtypes(os.path.join(out, "model.safetensors")), json.load(open(os.path.join(out, "config.json")))["torch_dtype"])
+    if got != ({want[0]}, want[1]):
+        fail(f"merge-weights --export of a {dt} checkpoint wrote dtypes {got}, wanted {want} (as held)")
+    ours = first_loss(tmp, f"{m}_{dt}_merged_reload", out)[0]
+    direct = first_loss(tmp, f"{m}_{dt}_exphf_reload", exp)[0]
+    if ours != direct:
+        fail(f"{m} {dt}: the merged checkpoint gives loss {ours}, --export_hf of the same step {direct}")
+    return out, ours
+
+
+def merge():
+    """merge-weights --export without transformers: a sharded FULL_SHARD
+    world-2 checkpoint merges to the same weights --export_hf writes, in the
+    dtype held; a spec that does not fit the checkpoint fails clearly."""
+    with tempfile.TemporaryDirectory(prefix="hf_merge_") as tmp:
+        for dt in ("fp32", "bf16"):
+            out, loss = merged_export(tmp, "tied", dt)
+            print(f"ok: {dt}: merge-weights --export == --export_hf (loss {loss}), dtype as held")
+        ck = os.path.join(tmp, "tied_fp32_ckpt")
+        spec = json.load(open(os.path.join(ck, "export_hf.json")))
+
+        def bad(name, edit, words, text=None):
+            path = os.path.join(tmp, name + ".json")
+            if text is None:
+                sp = json.loads(json.dumps(spec))
+                edit(sp)
+                text = json.dumps(sp)
+            open(path, "w").write(text)
+            p = run([SHARDRT, "merge-weights", ck, os.path.join(tmp, name + "_out"), "--export", path])
+            if p.returncode != 1 or any(w not in p.stdout for w in words):
+                fail(f"{name}: wanted exit 1 naming {words}, got {p.returncode}:\n{p.stdout}")
+            print(f"ok: {name} is refused")
+        bad("spec_missing_param", lambda sp: sp["tensors"].pop("wpe.weight"), ["no entry for parameter 'wpe.weight'"])
+        bad("spec_extra_param", lambda sp: sp["tensors"].update({"x.weight": {"name": "x"}}), ["'x.weight'", "does not hold"])
+        bad("spec_same_name", lambda sp: sp["tensors"]["wpe.weight"].update(name="transformer.wte.weight"),
+            ["transformer.wte.weight", "names both"])
+        bad("spec_transpose_1d", lambda sp: sp["tensors"]["h.0.ln_1.bias"].update(transpose=True), ["h.0.ln_1.bias", "1-D"])
+        bad("spec_bad_json", None, ["not valid JSON", "line 1"], text='{"shardrt_export": 1,')
+        bad("spec_bad_file", lambda sp: sp["files"].update({"../x": {}}), ["../x", "plain"])
+        bad("spec_version", lambda sp: sp.update(shardrt_export=2), ["shardrt_export"])
 
 
 if __name__ == "__main__":
-    {"load": load, "roundtrip": roundtrip, "shards": shards}[sys.argv[1]]()
+    {"load": load, "roundtrip": roundtrip, "shards": shards, "merge": merge}[sys.argv[1]]()
