@@ -269,6 +269,73 @@ def shards():
         expect_error("a glob matching nothing is refused", base + [os.path.join(tmp, "none_*.bin")], ["matches no file"])
 
 
+def sample_run(tmp, name, model, flags, np=1, config=None):
+    """train_gpt --sample from an HF directory; returns (ids, stdout)."""
+    cmd = [BIN, *(["--config_file", config] if config else []), "--init_from", model, "--data", BATCH,
+           "--global_batch", "2", "--quiet", *flags]
+    if np > 1:
+        cmd = [MPIRUN, *MPI_FLAGS, "-np", str(np), *cmd]
+    p = run(cmd)
+    if p.returncode != 0:
+        fail(f"{name}: exit {p.returncode}: {' '.join(cmd)}\n{p.stdout}")
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("sample ids:")]
+    if len(lines) != 1:
+        fail(f"{name}: wanted one 'sample ids:' line (rank 0 only), got {len(lines)}:\n{p.stdout}")
+    return [int(t) for t in lines[0].split(":")[1].split()], p.stdout
+
+
+def sample():
+    """--sample: greedy continuations equal transformers' generate(do_sample=
+    False) on the same weights (goldens.json), at world 1 and under
+    FULL_SHARD and ZeRO-3 at world 2 (only rank 0 prints); top_k 1 is greedy;
+    temperature sampling is reproducible from --seed at any world size; the
+    bundled BPE shards decode through their tokenizer.bin; bad flags fail."""
+    gold = json.load(open(os.path.join(DATA, "goldens.json")))
+    prompt = ",".join(map(str, gold["prompt"]))
+    n = len(gold["untied_greedy"])
+    with tempfile.TemporaryDirectory(prefix="hf_sample_") as tmp:
+        full = write(tmp, "full.yaml", FULL.format(ram="false"))
+        zero3 = write(tmp, "zero3.yaml", ZERO3)
+        greedy = ["--steps", "0", "--sample", str(n), "--prompt_ids", prompt, "--temperature", "0"]
+        for m in ("untied", "tied", "sharded"):
+            model = os.path.join(DATA, m)
+            for what, np, cfg in (("world 1", 1, None), ("FULL_SHARD world 2", 2, full), ("ZeRO-3 world 2", 2, zero3)):
+                ids, _ = sample_run(tmp, f"{m} {what}", model, greedy, np, cfg)
+                if ids != gold[m + "_greedy"]:
+                    fail(f"{m} {what}: greedy ids {ids}, transformers generate {gold[m + '_greedy']}")
+            print(f"ok: {m}: greedy --sample == transformers generate(do_sample=False) {ids}, world 1 and 2")
+        model = os.path.join(DATA, "untied")
+        top1, _ = sample_run(tmp, "top_k 1", model, ["--steps", "0", "--sample", str(n), "--prompt_ids", prompt,
+                                                      "--temperature", "0.7", "--top_k", "1"])
+        if top1 != gold["untied_greedy"]:
+            fail(f"--top_k 1 should be greedy: {top1} vs {gold['untied_greedy']}")
+        hot = ["--steps", "0", "--sample", "12", "--prompt_ids", prompt, "--temperature", "1.5", "--seed"]
+        a, _ = sample_run(tmp, "seed 5", model, hot + ["5"])
+        b, _ = sample_run(tmp, "seed 5 w2", model, hot + ["5"], 2, full)
+        c, _ = sample_run(tmp, "seed 6", model, hot + ["6"])
+        if a != b or a == c:
+            fail(f"temperature sampling: seed 5 {a}, seed 5 at world 2 {b}, seed 6 {c} (want equal, equal, different)")
+        print(f"ok: --top_k 1 is greedy; temperature sampling follows --seed at world 1 and 2 ({a} vs {c})")
+        glob = os.path.join(SHARDS, "shard_*.bin")
+        p = run([BIN, "--data", glob, "--vocab", "512", "--steps", "1", "--quiet", "--sample", "4", "--temperature", "0"])
+        if p.returncode != 0 or "sample text: Chapter 1\\n\\nEvery" not in p.stdout:
+            fail(f"the bundled shards' sample should decode through corpus_bpe/tokenizer.bin:\n{p.stdout}")
+        print("ok: the bundled BPE shards' sample decodes through corpus_bpe/tokenizer.bin")
+        base = [BIN, "--init_from", model, "--data", BATCH, "--global_batch", "2", "--steps", "0", "--quiet"]
+        expect_error("--prompt_ids beyond the vocab is refused", base + ["--sample", "2", "--prompt_ids", "1,64"],
+                     ["--prompt_ids", "item 2", "[0, 64)"])
+        expect_error("a negative --temperature is refused", base + ["--sample", "2", "--temperature", "-1"],
+                     ["--temperature"])
+        expect_error("--prompt without --sample is refused", base + ["--prompt", "x"], ["--sample N"])
+        expect_error("--prompt TEXT with llm.c shards is refused",
+                     [BIN, "--data", glob, "--vocab", "512", "--steps", "0", "--sample", "2", "--prompt", "The"],
+                     ["--prompt TEXT", "--prompt_ids"])
+        bad_tok = os.path.join(tmp, "tok.bin")
+        open(bad_tok, "wb").write(b"\0" * 1024)
+        expect_error("a file that is not a tokenizer is refused", base + ["--sample", "2", "--tokenizer", bad_tok],
+                     ["tok.bin", "magic"])
+
+
 HF_CHECK = r"""
 import json, sys, torch
 from transformers import GPT2LMHeadModel
@@ -405,4 +472,4 @@ def merge():
 
 
 if __name__ == "__main__":
-    {"load": load, "roundtrip": roundtrip, "shards": shards, "merge": merge}[sys.argv[1]]()
+    {"load": load, "roundtrip": roundtrip, "shards": shards, "merge": merge, "sample": sample}[sys.argv[1]]()
