@@ -13,11 +13,19 @@
              index and shards that disagree (missing shard, tensor not in its
              shard, unlisted tensor, bad JSON), disagreeing shape flags and a
              FIFO as --data fail with exit 2 and a message naming the cause.
+  shards     llm.c .bin shards train; bad shard files fail.
+  sample     --sample's greedy ids equal transformers' generate (goldens),
+             world 1 and 2; seeded sampling; tokenizer.bin decoding.
+  merge      a sharded FULL_SHARD world-2 checkpoint merged with
+             merge-weights --export (the spec train_gpt writes) holds
+             --export_hf's weights in the held dtype; bad specs fail.
   roundtrip  (needs torch + transformers in SHARDRT_HF_PYTHON, else skip 77)
              train 4 steps at world 2 from each model, --export_hf (fp32 and
-             bf16), then transformers loads the export with nothing missing,
-             unexpected or mismatched and its loss on the batch equals
-             train_gpt's loss on the exported weights.
+             bf16), and merge sharded checkpoints to HF directories; then one
+             transformers process loads each with nothing missing,
+             unexpected or mismatched, its loss on the batch equals
+             train_gpt's loss on those weights and its greedy generate
+             equals train_gpt --sample's.
 
 Tolerance 1e-6 relative (the issue's bar): both sides compute the loss of
 the same fp32 weights in fp32; the difference is summation order (BLAS vs
@@ -339,16 +347,22 @@ def sample():
 HF_CHECK = r"""
 import json, sys, torch
 from transformers import GPT2LMHeadModel
-d, batch, T = sys.argv[1], sys.argv[2], int(sys.argv[3])
-model, info = GPT2LMHeadModel.from_pretrained(d, output_loading_info=True, dtype=torch.float32)
-bad = {k: v for k, v in info.items() if v}
+batch, T, prompt, n = sys.argv[1], int(sys.argv[2]), [int(t) for t in sys.argv[3].split(",")], int(sys.argv[4])
 data = list(open(batch, "rb").read())
 x, y = torch.tensor([data[:T]]), torch.tensor([data[1:T + 1]])
-with torch.no_grad():
-    logits = model.eval()(input_ids=x).logits
-loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).double(), y.view(-1)).item()
-print(json.dumps({"loss": loss, "problems": {k: [str(e) for e in v] for k, v in bad.items()}}))
+p = torch.tensor([prompt])
+for d in sys.argv[5:]:
+    model, info = GPT2LMHeadModel.from_pretrained(d, output_loading_info=True, dtype=torch.float32)
+    bad = {k: v for k, v in info.items() if v}
+    with torch.no_grad():
+        logits = model.eval()(input_ids=x).logits
+        greedy = model.generate(input_ids=p, attention_mask=torch.ones_like(p), do_sample=False, max_new_tokens=n,
+                                min_new_tokens=n, pad_token_id=0)[0, len(prompt):].tolist()
+    loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).double(), y.view(-1)).item()
+    print(json.dumps({"dir": d, "loss": loss, "greedy": greedy,
+                      "problems": {k: [str(e) for e in v] for k, v in bad.items()}}))
 """
+PROMPT, SAMPLE_N = "1,2,3,4", 10
 
 
 def hf_python():
@@ -359,18 +373,35 @@ def hf_python():
     return py if p.returncode == 0 else None
 
 
-def hf_check(py, out, T, ours, what):
-    """transformers loads the directory out with nothing missing, unexpected
-    or mismatched and its loss on the batch equals train_gpt's (ours)."""
-    p = run([py, "-c", HF_CHECK, out, BATCH, str(T)], timeout=300)
+def hf_check(py, T, checks):
+    """One transformers process for every directory of checks [(what, dir,
+    train_gpt's loss on it, train_gpt's greedy --sample ids on it)]: each
+    loads with nothing missing, unexpected or mismatched, gives train_gpt's
+    loss on the batch and generates train_gpt's greedy ids."""
+    p = run([py, "-c", HF_CHECK, BATCH, str(T), PROMPT, str(SAMPLE_N), *[c[1] for c in checks]], timeout=600)
     if p.returncode != 0:
-        fail(f"{what}: transformers could not load {out}:\n{p.stdout}")
-    res = json.loads(p.stdout.strip().splitlines()[-1])
-    if res["problems"]:
-        fail(f"{what}: from_pretrained reports {res['problems']}")
-    if not close(res["loss"], ours):
-        fail(f"{what}: transformers loss {res['loss']!r} on {out}, train_gpt {ours!r}")
-    return res["loss"]
+        fail(f"transformers could not load {[c[1] for c in checks]}:\n{p.stdout}")
+    res = {r["dir"]: r for r in (json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{"))}
+    for what, out, ours, mine in checks:
+        r = res.get(out)
+        if r is None:
+            fail(f"{what}: no transformers result for {out}:\n{p.stdout}")
+        if r["problems"]:
+            fail(f"{what}: from_pretrained reports {r['problems']}")
+        if not close(r["loss"], ours):
+            fail(f"{what}: transformers loss {r['loss']!r} on {out}, train_gpt {ours!r}")
+        if r["greedy"] != mine:
+            fail(f"{what}: transformers generate {r['greedy']}, train_gpt --sample {mine}")
+        print(f"ok: {what}: loads in transformers cleanly, loss {r['loss']} == train_gpt {ours}, "
+              f"greedy generate == --sample {mine}")
+
+
+def ours_on(tmp, what, out):
+    """train_gpt's loss on the batch and greedy --sample ids, from directory out."""
+    loss = first_loss(tmp, what + " reload", out)[0]
+    ids, _ = sample_run(tmp, what + " sample", out, ["--steps", "0", "--sample", str(SAMPLE_N), "--prompt_ids", PROMPT,
+                                                     "--temperature", "0"])
+    return loss, ids
 
 
 def roundtrip():
@@ -382,6 +413,7 @@ def roundtrip():
     T = json.load(open(os.path.join(DATA, "goldens.json")))["seq_len"]
     with tempfile.TemporaryDirectory(prefix="hf_rt_") as tmp:
         cfg = write(tmp, "full.yaml", FULL.format(ram="true"))
+        checks = []
         for m in ("untied", "tied"):
             for dt in ("fp32", "bf16"):
                 out = os.path.join(tmp, f"{m}_{dt}_export")
@@ -390,15 +422,13 @@ def roundtrip():
                 if not trained[-1] < trained[0]:
                     fail(f"{m} {dt}: training did not lower the loss: {trained}")
                 # train_gpt's fp32 loss on the exported weights (bf16 ones are exact in fp32)
-                ours = first_loss(tmp, f"{m}_{dt}_reload", out)[0]
-                theirs = hf_check(py, out, T, ours, f"{m} {dt} --export_hf")
-                print(f"ok: {m} {dt}: trained {trained[0]:.6f} -> {trained[-1]:.6f}; export loads in transformers "
-                      f"cleanly, loss {theirs} == train_gpt {ours}")
+                what = f"{m} {dt} trained {trained[0]:.6f} -> {trained[-1]:.6f}, --export_hf"
+                checks.append((what, out, *ours_on(tmp, what, out)))
         for dt in ("fp32", "bf16"):
             out, ours = merged_export(tmp, "untied", dt)
-            theirs = hf_check(py, out, T, ours, f"merge-weights --export {dt}")
-            print(f"ok: a FULL_SHARD world-2 sharded checkpoint ({dt}) merged to an HF directory loads in transformers "
-                  f"cleanly, loss {theirs} == train_gpt {ours}")
+            what = f"a FULL_SHARD world-2 sharded checkpoint ({dt}) merged to an HF directory"
+            checks.append((what, out, *ours_on(tmp, what, out)))
+        hf_check(py, T, checks)
 
 
 SHARDED = FULL.format(ram="true") + "  fsdp_state_dict_type: SHARDED_STATE_DICT\n"
