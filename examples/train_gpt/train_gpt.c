@@ -206,6 +206,19 @@ static int export_hf(shardrt_ctx *ctx, const gpt_config *cfg, const char *dir, s
   return 0;
 }
 
+/* mkdir -p: the checkpoint code creates the directory only at the first save. */
+static int mkdir_p(const char *dir) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s", dir);
+  for (char *s = p + 1; *s; s++)
+    if (*s == '/') {
+      *s = 0;
+      if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
+      *s = '/';
+    }
+  return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* Collective. With --save_dir: SAVE_DIR/export_hf.json, the export spec
  * with which `shardrt merge-weights` writes any checkpoint of this run as a
  * Hugging Face directory (the runtime knows no GPT-2; the spec carries the
@@ -220,7 +233,7 @@ static int write_export_spec(shardrt_ctx *ctx, const gpt_config *cfg, const char
     for (int i = 0; names && i < n; i++) names[i] = shardrt_param_info_get(ctx, i, &pi) == SHARDRT_OK ? pi.name : "";
     snprintf(path, sizeof path, "%s/export_hf.json", save_dir);
     if (!names) snprintf(err, sizeof err, "out of memory");
-    else if (mkdir(save_dir, 0777) != 0 && errno != EEXIST)
+    else if (mkdir_p(save_dir))
       snprintf(err, sizeof err, "cannot create '%s': %s", save_dir, strerror(errno));
     else gpt_hf_write_export_spec(path, cfg, names, n, err, sizeof err);
     if (err[0]) {

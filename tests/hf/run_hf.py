@@ -444,17 +444,20 @@ def st_dtypes(path):
     return {v["dtype"] for k, v in header.items() if k != "__metadata__"}
 
 
-def merged_export(tmp, m, dt):
+def merged_export(tmp, m, dt, sharded=True):
     """Trains 4 steps under FULL_SHARD at world 2 saving a sharded checkpoint
     (and --export_hf), merges the checkpoint with the export spec train_gpt
     wrote; returns the merged directory and train_gpt's loss on it, checked
     equal to its loss on --export_hf's directory (the same weights)."""
-    ck, exp, out = (os.path.join(tmp, f"{m}_{dt}_{k}") for k in ("ckpt", "exphf", "merged"))
-    first_loss(tmp, f"{m}_{dt}_sharded", os.path.join(DATA, m), 2, write(tmp, "sharded.yaml", SHARDED),
-               ["--steps", "4", "--lr", "1e-2", "--param_dtype", dt, "--save_dir", ck, "--save_every", "4",
-                "--export_hf", exp])
-    if not os.path.isdir(os.path.join(ck, "step_4")) or os.path.exists(os.path.join(ck, "step_4", "model.safetensors")):
-        fail(f"{m} {dt}: expected a sharded checkpoint (rank files, no model.safetensors) in {ck}/step_4")
+    kind = "sharded" if sharded else "full"
+    ck, exp, out = (os.path.join(tmp, f"{m}_{dt}_{kind}_{k}") for k in ("ckpt", "exphf", "merged"))
+    yaml = SHARDED if sharded else FULL.format(ram="true") + "  fsdp_state_dict_type: FULL_STATE_DICT\n"
+    first_loss(tmp, f"{m}_{dt}_{kind}", os.path.join(DATA, m), 2, write(tmp, kind + ".yaml", yaml),
+               ["--steps", "4", "--lr", "1e-2", "--param_dtype", dt, "--save_dir", os.path.join(ck, "sub"),
+                "--save_every", "4", "--export_hf", exp])
+    ck = os.path.join(ck, "sub")  # a save root that does not exist yet: train_gpt creates it for the spec
+    if os.path.exists(os.path.join(ck, "step_4", "model.safetensors")) != (not sharded):
+        fail(f"{m} {dt}: expected a {kind} checkpoint in {ck}/step_4")
     p = run([SHARDRT, "merge-weights", ck, out, "--export", os.path.join(ck, "export_hf.json")])
     if p.returncode != 0:
         fail(f"merge-weights --export: exit {p.returncode}:\n{p.stdout}")
@@ -477,7 +480,9 @@ def merge():
         for dt in ("fp32", "bf16"):
             out, loss = merged_export(tmp, "tied", dt)
             print(f"ok: {dt}: merge-weights --export == --export_hf (loss {loss}), dtype as held")
-        ck = os.path.join(tmp, "tied_fp32_ckpt")
+        out, loss = merged_export(tmp, "tied", "fp32", sharded=False)
+        print(f"ok: a FULL checkpoint merges too (loss {loss})")
+        ck = os.path.join(tmp, "tied_fp32_sharded_ckpt", "sub")
         spec = json.load(open(os.path.join(ck, "export_hf.json")))
 
         def bad(name, edit, words, text=None):
