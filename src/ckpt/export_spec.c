@@ -42,14 +42,19 @@ static shardrt_status check(shardrt__export_spec *x) {
       return BAD("'%s': tensors[\"%s\"] must be {\"name\": non-empty string, \"transpose\": bool (optional)}", p, key);
     const char *k2;
     json_t *v2;
-    json_object_foreach(v, k2, v2) if (strcmp(k2, "name") && strcmp(k2, "transpose")) return BAD(
-        "'%s': tensors[\"%s\"] has key \"%s\" (allowed: name, transpose)", p, key, k2);
+    json_object_foreach(v, k2, v2) {
+      if (strcmp(k2, "name") && strcmp(k2, "transpose"))
+        return BAD("'%s': tensors[\"%s\"] has key \"%s\" (allowed: name, transpose)", p, key, k2);
+    }
   }
   x->metadata = shardrt__j_get(x->root, "metadata");
   if (x->metadata) {
-    if (!json_is_object(x->metadata)) return BAD("'%s': \"metadata\" must be an object of strings", p);
-    json_object_foreach(x->metadata, key, v) if (!json_is_string(v)) return BAD(
-        "'%s': metadata[\"%s\"] is not a string (safetensors metadata holds strings only)", p, key);
+    if (!json_is_object(x->metadata) || json_object_size(x->metadata) > 63)
+      return BAD("'%s': \"metadata\" must be an object of at most 63 strings", p);
+    json_object_foreach(x->metadata, key, v) {
+      if (!json_is_string(v))
+        return BAD("'%s': metadata[\"%s\"] is not a string (safetensors metadata holds strings only)", p, key);
+    }
   }
   x->dtype_names = shardrt__j_get(x->root, "dtype_names");
   if (x->dtype_names) {
@@ -63,8 +68,10 @@ static shardrt_status check(shardrt__export_spec *x) {
   x->files = shardrt__j_get(x->root, "files");
   if (x->files) {
     if (!json_is_object(x->files)) return BAD("'%s': \"files\" must be an object {\"<file name>\": <JSON>}", p);
-    json_object_foreach(x->files, key, v) if (!plain_name(key) || !strcmp(key, x->weights_file)) return BAD(
-        "'%s': files[\"%s\"]: a file name must be plain (no '/') and not the weights file", p, key);
+    json_object_foreach(x->files, key, v) {
+      if (!plain_name(key) || !strcmp(key, x->weights_file))
+        return BAD("'%s': files[\"%s\"]: a file name must be plain (no '/') and not the weights file", p, key);
+    }
   }
   static const char *const known[] = {"shardrt_export", "weights_file", "tensors", "metadata", "dtype_names", "files"};
   json_object_foreach(x->root, key, v) {
