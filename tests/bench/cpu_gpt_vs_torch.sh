@@ -31,7 +31,7 @@
 #                 torch where download.pytorch.org/whl/cpu is reachable.)
 #   SHAPES   "small medium" (small: 4 layers x 256, 4 heads, seq 128; medium: 6 x 384,
 #            6 heads, seq 256; both vocab 256)        GB  global batch, sequences (8)
-#   STEPS (12) WARMUP (2) REPEATS (3) RUNS ("plain ddp fsdp2")  RUN_TIMEOUT s per run (900)
+#   STEPS (8) WARMUP (2) REPEATS (3) RUNS ("plain ddp fsdp2")  RUN_TIMEOUT s per run (900)
 #   QUICK=1  smoke run: small only, STEPS 3, WARMUP 1, REPEATS 1 (well under a minute idle)
 #   SMOKE=1  QUICK, and exit 77 (skip) when no python with torch is found instead of
 #            making the venv (what ctest runs)
@@ -47,7 +47,7 @@ if [ "${QUICK:-0}" = 1 ]; then
   case " $RUNS " in *" plain "*) ;; *) echo "cpu_gpt_vs_torch: QUICK needs plain in RUNS (its runs are the check)" >&2; exit 2;; esac
   SHAPES=${SHAPES:-small} STEPS=${STEPS:-3} WARMUP=${WARMUP:-1} REPEATS=${REPEATS:-1}
 fi
-SHAPES=${SHAPES:-small medium} STEPS=${STEPS:-12} WARMUP=${WARMUP:-2} REPEATS=${REPEATS:-3}
+SHAPES=${SHAPES:-small medium} STEPS=${STEPS:-8} WARMUP=${WARMUP:-2} REPEATS=${REPEATS:-3}
 GB=${GB:-8} RUNS=${RUNS:-plain ddp fsdp2} RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 MPIRUN=${SHARDRT_MPIRUN:-mpirun}
 for v in STEPS WARMUP REPEATS GB RUN_TIMEOUT; do

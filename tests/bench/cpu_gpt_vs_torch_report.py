@@ -119,12 +119,21 @@ def main():
         n = max(len(x) for x in lists)
         return "/".join(f"{max(x[i] for x in lists if i < len(x)) / 2**20:.0f}" for i in range(n))
 
+    def verdict(row, ratio):  # issue 17's target: tokens/s >= PyTorch's, the memory advantage kept
+        def peak(lists):
+            return max(max(x) for x in lists) if lists and all(lists) else None
+        ps, pt = peak(row["s_rss"]), peak(row["t_rss"])
+        mem = ps is not None and pt is not None and ps < pt
+        if ratio >= 1 and mem:
+            return "met"
+        return "NOT met" + ("" if ratio >= 1 else " (speed)") + ("" if mem else " (memory)")
+
     print()
     print(f"tokens/s: median over {reps} alternated run(s) of (global batch tokens / median step after {warm}); "
           "ratio = libshardrt / PyTorch of the medians [range of the per-run-pair ratios]; "
-          "peak RSS per rank (MiB, largest over the runs)")
+          "peak RSS per rank (MiB, largest over the runs); target: ratio >= 1 with less RSS than PyTorch")
     hdr = (f"{'shape':7} {'world':6} {'libshardrt':11} {'PyTorch':11} {'shardrt tok/s':>13} {'torch tok/s':>11} "
-           f"{'ratio':>6} {'[range]':>13} {'RSS shardrt':>11} {'RSS torch':>10} {'loss step 1 -> last (s | t)':>28}")
+           f"{'ratio':>6} {'[range]':>13} {'RSS shardrt':>11} {'RSS torch':>10} {'loss step 1 -> last (s | t)':>28}  target")
     print(hdr)
     for row in rows:
         w, a, b = RUN_NAMES[row["run"]]
@@ -136,7 +145,7 @@ def main():
         rng = f"[{min(row['ratios']):.2f}-{max(row['ratios']):.2f}]" if row["ratios"] else ""
         loss = (f"{row['loss'][0]:.3f} -> {row['loss'][1]:.3f} | {row['loss'][2]:.3f}" if row["loss"] else "")
         print(f"{row['shape']:7} {w:6} {a:11} {b:11} {sm:13.0f} {tm:11.0f} {sm / tm:6.2f} {rng:>13} "
-              f"{rss(row['s_rss']):>11} {rss(row['t_rss']):>10} {loss:>28}")
+              f"{rss(row['s_rss']):>11} {rss(row['t_rss']):>10} {loss:>28}  {verdict(row, sm / tm)}")
     if not ok:
         print("cpu_gpt_vs_torch: a check FAILED (see above)")
     return 0 if ok else 1
