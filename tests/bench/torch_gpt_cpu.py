@@ -26,7 +26,7 @@ Prints one JSON line (rank 0; also to --json): tokens/s (global batch
 tokens over the median step after --warmup), every step's time and loss,
 the parameter count, and each rank's peak RSS (getrusage ru_maxrss).
 
-  python3 torch_gpt_cpu.py --mode plain --preset small --batch 8 --steps 12
+  python3 torch_gpt_cpu.py --mode plain --preset small --batch 8 --steps 8
   python3 -m torch.distributed.run --standalone --nproc_per_node 2 torch_gpt_cpu.py --mode fsdp2 ...
 """
 import argparse
@@ -53,7 +53,7 @@ def parse(argv):
     for k in ("n_layer", "n_embd", "n_head", "seq_len", "vocab"):
         ap.add_argument(f"--{k}", type=int, default=0, help="override the preset")
     ap.add_argument("--batch", type=int, default=8, help="global batch in sequences of seq_len tokens")
-    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2, help="first steps left out of the timing")
     ap.add_argument("--data", default=os.path.join(ROOT, "examples", "data", "corpus.txt"),
                     help="raw bytes, one token each (train_gpt's default corpus)")
