@@ -83,6 +83,11 @@ typedef struct shardrt__unit {
   shardrt__buf red;    /* reduce-dtype staging for a collective in flight */
   shardrt__buf red_out;
   shardrt__req *reduce_req;
+  /* Hybrid: red_out holds the shard group's sum while its replica
+   * all-reduce (replica_req; NULL once complete) runs; added into grad at
+   * shardrt__finish_reduce (src/strategy/common.c). */
+  bool replica_stage;
+  shardrt__req *replica_req;
   shardrt__unit_phase phase;
   int fwd_pos;         /* position in the recorded forward order (-1: unseen) */
   double t_begin;      /* start of the current forward/backward compute span (trace) */

@@ -146,6 +146,81 @@ static void figures_are_the_trace_sums(void **state) {
   if (g_rank == 0) rmdir(dir);
 }
 
+/* HYBRID_SHARD's replica all-reduce (the second stage, after the shard
+ * group's reduce-scatter) is issued during backward and waited on only in
+ * the step, where the gradients are read (src/strategy/common.c); the step's
+ * comm figures still equal the trace's sums. */
+static void hybrid_replica_stage_waits_in_step(void **state) {
+  (void)state;
+  if (g_world < 2) skip();
+  char dir[] = "/tmp/shardrt_hybrid_XXXXXX";
+  if (g_rank == 0) assert_non_null(mkdtemp(dir));
+  MPI_Bcast(dir, (int)sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+  char pattern[64], mine[64];
+  snprintf(pattern, sizeof pattern, "%s/trace_%%r.json", dir);
+  snprintf(mine, sizeof mine, "%s/trace_%d.json", dir, g_rank);
+
+  shardrt_plan p = mini_base_plan(SHARDRT_FLAVOR_FSDP, SHARDRT_HYBRID_SHARD, g_world);
+  mini_cfg c;
+  mini_cfg_default(&c);
+  c.steps = 2; /* the second, traced, step runs with the recorded order (prefetch on) */
+  c.trace_last_step = pattern;
+  mini_run r;
+  assert_int_equal(mini_train(&c, &p, NULL, &r), SHARDRT_OK);
+  const shardrt_comm_stats *cs = &r.comm;
+  /* one replica all-reduce per unit; a reduce-scatter too once the shard
+   * group has more than one rank (world 4: groups of 2) */
+  assert_int_equal(cs->calls[SHARDRT_COLL_ALL_REDUCE], r.nunits);
+  assert_int_equal(cs->calls[SHARDRT_COLL_REDUCE_SCATTER], g_world >= 4 ? r.nunits : 0);
+
+  static span sp[1024];
+  int n = read_spans(mine, sp, 1024);
+  const span *step = NULL;
+  double last_backward_start = 0, first_issue = 1e300, comm[SHARDRT_COLL_COUNT_] = {0}, blocked = 0;
+  for (int i = 0; i < n; i++) {
+    if (strcmp(sp[i].cat, "step") == 0) step = &sp[i];
+    if (strcmp(sp[i].cat, "backward") == 0 && sp[i].t0 > last_backward_start) last_backward_start = sp[i].t0;
+    if (strcmp(sp[i].cat, "wait") == 0 && strcmp(sp[i].name, "issue all_reduce") == 0 && sp[i].t0 < first_issue)
+      first_issue = sp[i].t0;
+    if (strcmp(sp[i].cat, "wait") == 0) blocked += sp[i].t1 - sp[i].t0;
+    if (strcmp(sp[i].cat, "comm") == 0)
+      for (int k = 0; k < SHARDRT_COLL_COUNT_; k++)
+        if (strcmp(sp[i].name, shardrt_coll_kind_name((shardrt_coll_kind)k)) == 0) comm[k] += sp[i].t1 - sp[i].t0;
+  }
+  assert_non_null(step);
+  int issued_in_backward = 0, waits = 0, nwait = 0, ncomm = 0;
+  for (int i = 0; i < n; i++) {
+    if (strcmp(sp[i].cat, "comm") == 0) ncomm++;
+    if (strcmp(sp[i].cat, "wait") != 0) continue;
+    nwait++;
+    if (strcmp(sp[i].name, "issue all_reduce") == 0 && sp[i].t1 <= step->t0) issued_in_backward++;
+    if (strcmp(sp[i].name, "all_reduce") == 0) {
+      waits++;
+      /* waited where the gradients are needed: inside the step's span */
+      if (!(sp[i].t0 >= step->t0 - 2e-9 && sp[i].t1 <= step->t1 + 2e-9))
+        fail_msg("replica all-reduce waited at %.6f s, outside the step [%.6f, %.6f]", sp[i].t0, step->t0,
+                 step->t1);
+    }
+  }
+  assert_int_equal(waits, r.nunits);
+  /* Every unit's but the last's is issued at the next unit's end_backward,
+   * before the step (the last unit's in it), and the first of them before
+   * the last unit's backward begins: under the backward still to come. */
+  assert_true(issued_in_backward >= r.nunits - 1);
+  assert_true(first_issue < last_backward_start);
+  /* Same rounding bound as figures_are_the_trace_sums. */
+  for (int k = 0; k < SHARDRT_COLL_COUNT_; k++)
+    if (fabs(comm[k] - cs->time_s[k]) > 2e-9 * ncomm)
+      fail_msg("%s: comm_time %.9f s, trace comm spans %.9f s", shardrt_coll_kind_name((shardrt_coll_kind)k),
+               cs->time_s[k], comm[k]);
+  if (fabs(blocked - cs->exposed_s) > 2e-9 * nwait)
+    fail_msg("exposed %.9f s, trace wait spans (issue calls + waits) %.9f s", cs->exposed_s, blocked);
+  mini_run_free(&r);
+  unlink(mine);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (g_rank == 0) rmdir(dir);
+}
+
 static void single_rank_switch(void **state) {
   (void)state;
   if (g_world != 1) skip();
@@ -226,6 +301,7 @@ int main(void) {
   shardrt_test_mpi_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(figures_are_the_trace_sums),
+      cmocka_unit_test(hybrid_replica_stage_waits_in_step),
       cmocka_unit_test(single_rank_switch),
       cmocka_unit_test(single_rank_switch_keeps_results),
   };
