@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/blas_kernel.h"
 #include "../common/trainer.h"
-#include "gpt_blas.h"
 #include "gpt_data.h"
 #include "gpt_hf.h"
 #include "gpt_model.h"
@@ -192,7 +192,7 @@ static int export_hf(shardrt_ctx *ctx, const gpt_config *cfg, const char *dir, s
 
 int main(int argc, char **argv) {
   /* first: it may re-execute the program with a better OpenBLAS kernel */
-  gpt_blas_startup(argv);
+  ex_blas_startup(argv);
   shardrt_plan plan;
   if (shardrt_plan_from_args(&argc, argv, &plan) != SHARDRT_OK) {
     fprintf(stderr, "%s: error: %s\n", prog, shardrt_last_error());
@@ -272,7 +272,7 @@ int main(int argc, char **argv) {
            data.shards ? ", llm.c shards" : ", raw bytes");
   if (rank == 0 && !o.quiet) {
     char note[320];
-    gpt_blas_note(note, sizeof note);
+    ex_blas_note(note, sizeof note);
     printf("train_gpt: %s\n", note);
   }
 
