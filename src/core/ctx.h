@@ -231,6 +231,9 @@ shardrt_status shardrt__layout_check_groups(shardrt_ctx *ctx);
 shardrt_status shardrt__build_units(shardrt_ctx *ctx);
 shardrt_status shardrt__alloc_unit_state(shardrt_ctx *ctx, shardrt__unit *u);
 shardrt_status shardrt__check_unit(const shardrt_ctx *ctx, int unit, const char *fn);
+/* SHARDRT_CHECK_FINITE=1: weights are checked as they load (src/ckpt/load.c)
+ * and a step with a non-finite gradient and no loss scaling fails (step.c). */
+bool shardrt__check_finite_on(void);
 /* Completes every gradient reduction still in flight (lifecycle.c). */
 shardrt_status shardrt__finish_all_reductions(shardrt_ctx *ctx);
 
