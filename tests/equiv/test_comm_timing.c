@@ -270,12 +270,7 @@ static void single_rank_switch(void **state) {
 static void single_rank_switch_keeps_results(void **state) {
   (void)state;
   if (g_world != 1) skip();
-  shardrt_plan p;
-  shardrt_plan_default(&p);
-  p.strategy = SHARDRT_FULL_SHARD;
-  p.wrap_policy = SHARDRT_WRAP_TRANSFORMER_BASED;
-  p.num_wrap_classes = 1;
-  strcpy(p.wrap_classes[0], "Block");
+  shardrt_plan p = mini_base_plan(SHARDRT_FLAVOR_FSDP, SHARDRT_FULL_SHARD, 1);
   mini_cfg c;
   mini_cfg_default(&c);
   c.steps = 4;

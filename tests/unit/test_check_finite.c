@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "../mpi_test_main.h"
+#include "one_param_model.h"
 
 #include "shardrt.h"
 
@@ -35,31 +36,17 @@ static shardrt_ctx *make(shardrt_strategy s, bool fp16, int *pid) {
   cp.plan = &p;
   shardrt_ctx *ctx = NULL;
   assert_int_equal(shardrt_ctx_create(&cp, &ctx), SHARDRT_OK);
-  int m;
-  int64_t shape[1] = {N};
-  assert_int_equal(shardrt_add_module(ctx, "lin", "Linear", &m), SHARDRT_OK);
-  assert_int_equal(shardrt_add_param(ctx, m, "w", 1, shape, pid), SHARDRT_OK);
-  assert_int_equal(shardrt_finalize(ctx), SHARDRT_OK);
-  float init[N];
-  for (int i = 0; i < N; i++) init[i] = 0.01f * (float)i;
-  assert_int_equal(shardrt_param_set(ctx, *pid, init), SHARDRT_OK);
+  *pid = one_param_model(ctx, N, 0.0f, 0.01f);
   return ctx;
 }
 
 /* Forward and backward of the one unit; the gradient is small and finite,
  * or NaN at element 7 on rank `bad_rank` only (-1: nowhere). */
 static shardrt_status one_step(shardrt_ctx *ctx, int pid, int bad_rank, shardrt_step_info *info) {
-  assert_int_equal(shardrt_begin_forward(ctx, 0), SHARDRT_OK);
-  assert_int_equal(shardrt_end_forward(ctx, 0), SHARDRT_OK);
-  assert_int_equal(shardrt_begin_backward(ctx, 0), SHARDRT_OK);
-  shardrt_view gv;
-  assert_int_equal(shardrt_grad_view(ctx, pid, &gv), SHARDRT_OK);
   float g[N];
   for (int i = 0; i < N; i++) g[i] = (float)(1e-3 * shardrt_loss_scale(ctx) / g_world);
   if (g_rank == bad_rank) g[7] = NAN;
-  shardrt_convert(gv.data, gv.dtype, g, SHARDRT_F32, N);
-  assert_int_equal(shardrt_end_backward(ctx, 0), SHARDRT_OK);
-  return shardrt_step(ctx, info);
+  return one_param_step(ctx, pid, g, N, NULL, info);
 }
 
 static void nan_gradient_stops_naming_the_step(shardrt_strategy s) {
