@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The smallest model a step test needs: one module "lin" (class Linear) with
+/* The smallest model a step test needs (on a shardrt_test_cpu_ctx): one module "lin" (class Linear) with
  * one 1-D parameter "w", so one unit (id 0), and a step whose gradient the
  * test writes by hand (overflow, NaN, schedule and loss-scale tests). */
 #ifndef SHARDRT_ONE_PARAM_MODEL_H
@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "../mpi_test_ctx.h"
 #include "shardrt.h"
 
 /* Registers "lin.w" of n elements on ctx, finalizes, and sets

@@ -30,12 +30,7 @@ static shardrt_ctx *make(shardrt_strategy s, bool fp16, int *pid) {
     p.flavor = SHARDRT_FLAVOR_DEEPSPEED;
     p.mixed_precision = SHARDRT_MP_FP16;
   }
-  shardrt_ctx_params cp;
-  shardrt_ctx_params_default(&cp);
-  cp.device = "cpu";
-  cp.plan = &p;
-  shardrt_ctx *ctx = NULL;
-  assert_int_equal(shardrt_ctx_create(&cp, &ctx), SHARDRT_OK);
+  shardrt_ctx *ctx = shardrt_test_cpu_ctx(&p, NULL);
   *pid = one_param_model(ctx, N, 0.0f, 0.01f);
   return ctx;
 }

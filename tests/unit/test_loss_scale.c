@@ -29,12 +29,7 @@ static shardrt_ctx *make(shardrt_strategy s, int *pid) {
   p.loss_scale_window = 3;
   p.min_loss_scale = 256;
   p.param_persistence_threshold = 0;
-  shardrt_ctx_params cp;
-  shardrt_ctx_params_default(&cp);
-  cp.device = "cpu";
-  cp.plan = &p;
-  shardrt_ctx *ctx = NULL;
-  assert_int_equal(shardrt_ctx_create(&cp, &ctx), SHARDRT_OK);
+  shardrt_ctx *ctx = shardrt_test_cpu_ctx(&p, NULL);
   *pid = one_param_model(ctx, 100, 0.0f, 0.01f);
   return ctx;
 }

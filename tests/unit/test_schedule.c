@@ -169,12 +169,7 @@ static shardrt_ctx *make(int *pid, bool schedule_total) {
   p.scheduler.warmup_num_steps = 4;
   p.scheduler.warmup_type = SHARDRT_WARMUP_LINEAR;
   p.scheduler.given = SHARDRT_GIVEN_WARMUP_MAX_LR | SHARDRT_GIVEN_WARMUP_NUM_STEPS;
-  shardrt_ctx_params cp;
-  shardrt_ctx_params_default(&cp);
-  cp.device = "cpu";
-  cp.plan = &p;
-  shardrt_ctx *ctx = NULL;
-  assert_int_equal(shardrt_ctx_create(&cp, &ctx), SHARDRT_OK);
+  shardrt_ctx *ctx = shardrt_test_cpu_ctx(&p, NULL);
   /* The program asks for AdamW at lr 1: the config's SGD and lr win. */
   shardrt_optim_params o;
   shardrt_optim_params_default(&o);
