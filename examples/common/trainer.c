@@ -36,7 +36,9 @@ void ex_print_common_usage(FILE *f) {
           "  --trace FILE.json         Chrome/Perfetto timeline; %%r in FILE becomes the rank\n"
           "  --weights_out FILE        final weights as raw fp32 (rank 0)\n"
           "  --save_dir DIR --save_every N --resume DIR --load_weights FILE.safetensors\n"
-          "  --quiet                   no progress lines\n");
+          "  --quiet                   no progress lines\n"
+          "  --check_finite            stop at a step whose gradient holds NaN/Inf (unless fp16 loss scaling skips\n"
+          "                            it) and refuse NaN/Inf in loaded weights: SHARDRT_CHECK_FINITE=1\n");
 }
 
 static int parse_int(const char *flag, const char *v, long lo, long hi, long *out) {
@@ -82,6 +84,15 @@ int ex_parse_common(int *argc, char **argv, ex_opts *o) {
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= strcmp(name, with_value[k]) == 0;
     if (strcmp(name, "--quiet") == 0) {
       o->quiet = true;
+      continue;
+    }
+    if (strcmp(name, "--check_finite") == 0) {
+      /* The library reads the variable (src/core/step.c, src/ckpt/load.c);
+       * every rank parses the same flags, so every rank sets it. */
+      if (setenv("SHARDRT_CHECK_FINITE", "1", 1) != 0) {
+        fprintf(stderr, "error: --check_finite: cannot set SHARDRT_CHECK_FINITE\n");
+        return 2;
+      }
       continue;
     }
     if (!known) {

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/blas_kernel.h"
 #include "../common/trainer.h"
-#include "gpt_blas.h"
 #include "gpt_data.h"
 #include "gpt_hf.h"
 #include "gpt_model.h"
@@ -322,7 +322,7 @@ out:
 
 int main(int argc, char **argv) {
   /* first: it may re-execute the program with a better OpenBLAS kernel */
-  gpt_blas_startup(argv);
+  ex_blas_startup(argv);
   shardrt_plan plan;
   if (shardrt_plan_from_args(&argc, argv, &plan) != SHARDRT_OK) {
     fprintf(stderr, "%s: error: %s\n", prog, shardrt_last_error());
@@ -412,7 +412,7 @@ int main(int argc, char **argv) {
            data.shards ? ", llm.c shards" : ", raw bytes");
   if (rank == 0 && !o.quiet) {
     char note[320];
-    gpt_blas_note(note, sizeof note);
+    ex_blas_note(note, sizeof note);
     printf("train_gpt: %s\n", note);
   }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/blas_kernel.h"
 #include "../common/trainer.h"
 #include "mlp.h"
 #include "mlp_backend.h"
@@ -299,6 +300,8 @@ static shardrt_status micro_batch(shardrt_ctx *ctx, const model *m, scratch *s, 
 }
 
 int main(int argc, char **argv) {
+  /* first: it may re-execute the program with a better OpenBLAS kernel */
+  ex_blas_startup(argv);
   shardrt_plan plan;
   shardrt_status prc = shardrt_plan_from_args(&argc, argv, &plan);
   if (prc != SHARDRT_OK) {
@@ -344,6 +347,11 @@ int main(int argc, char **argv) {
   double any_bad = local_bad;
   if ((rc = shardrt_allreduce_sum_f64(ctx, &any_bad, 1))) code = ex_fail(prog, "setup", rc);
   else if (any_bad > 0) code = 1;
+  if (code == 0 && rank == 0 && !o.quiet) {
+    char note[320];
+    ex_blas_note(note, sizeof note);
+    printf("train_mlp: %s\n", note);
+  }
   for (int step = first_step; step <= o.steps && code == 0; step++) {
     double t0 = shardrt_now();
     shardrt_comm_stats_reset(ctx);

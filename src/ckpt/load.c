@@ -18,11 +18,8 @@
 
 #define CONV_ELEMS (1u << 20)
 
-/* SHARDRT_CHECK_FINITE=1: weights are checked for NaN/Inf as they load. */
-static bool check_finite_on(void) {
-  const char *v = getenv("SHARDRT_CHECK_FINITE");
-  return v && strcmp(v, "1") == 0;
-}
+/* SHARDRT_CHECK_FINITE=1 (shardrt__check_finite_on): weights are checked
+ * for NaN/Inf as they load. */
 
 static shardrt_status check_values(const float *v, size_t n, int64_t first, const char *path, const char *tensor) {
   for (size_t i = 0; i < n; i++)
@@ -123,7 +120,7 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path, const shar
     opened = rc == SHARDRT_OK;
   }
   if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, map, tof, tr);
-  bool fin = check_finite_on();
+  bool fin = shardrt__check_finite_on();
   for (int i = 0; i < np && rc == SHARDRT_OK; i++) {
     shardrt_param_info pi;
     shardrt_param_info_get(ctx, i, &pi);
@@ -217,7 +214,7 @@ static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path, const s
         shardrt_param_info pi;
         shardrt_param_info_get(ctx, i, &pi);
         if (pi.unit != u) continue;
-        fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = shardrt__sts_tensor(&f, tof[i])->dtype, .check = check_finite_on(), .path = path,
+        fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = shardrt__sts_tensor(&f, tof[i])->dtype, .check = shardrt__check_finite_on(), .path = path,
                        .name = pi.name, .tmp = tr[i] ? tmp : NULL, .R = pi.shape[0],
                        .C = pi.ndim == 2 ? pi.shape[1] : 1};
         rc = shardrt__st_stream(shardrt__sts_file(&f, tof[i]), f.ref[tof[i]].idx, scratch, CONV_ELEMS * sizeof(float) / 2,

@@ -159,6 +159,7 @@ void shardrt_ctx_destroy(shardrt_ctx *ctx) {
      * still write into the unit's buffers, so they are left allocated. */
     if (u->gather_req) shardrt__wait(ctx, &u->gather_req, SHARDRT_COLL_ALL_GATHER);
     if (u->reduce_req) shardrt__wait(ctx, &u->reduce_req, SHARDRT_COLL_REDUCE_SCATTER);
+    if (u->replica_req) shardrt__wait(ctx, &u->replica_req, SHARDRT_COLL_ALL_REDUCE);
     if (ctx->comm_broken) continue;
     if (!u->full_alias) shardrt__buf_free(ctx, &u->full);
     if (!u->gview_alias && u->gview.p != u->grad.p) shardrt__buf_free(ctx, &u->gview);

@@ -83,6 +83,11 @@ typedef struct shardrt__unit {
   shardrt__buf red;    /* reduce-dtype staging for a collective in flight */
   shardrt__buf red_out;
   shardrt__req *reduce_req;
+  /* Hybrid: red_out holds the shard group's sum while its replica
+   * all-reduce (replica_req; NULL once complete) runs; added into grad at
+   * shardrt__finish_reduce (src/strategy/common.c). */
+  bool replica_stage;
+  shardrt__req *replica_req;
   shardrt__unit_phase phase;
   int fwd_pos;         /* position in the recorded forward order (-1: unseen) */
   double t_begin;      /* start of the current forward/backward compute span (trace) */
@@ -226,6 +231,9 @@ shardrt_status shardrt__layout_check_groups(shardrt_ctx *ctx);
 shardrt_status shardrt__build_units(shardrt_ctx *ctx);
 shardrt_status shardrt__alloc_unit_state(shardrt_ctx *ctx, shardrt__unit *u);
 shardrt_status shardrt__check_unit(const shardrt_ctx *ctx, int unit, const char *fn);
+/* SHARDRT_CHECK_FINITE=1: weights are checked as they load (src/ckpt/load.c)
+ * and a step with a non-finite gradient and no loss scaling fails (step.c). */
+bool shardrt__check_finite_on(void);
 /* Completes every gradient reduction still in flight (lifecycle.c). */
 shardrt_status shardrt__finish_all_reductions(shardrt_ctx *ctx);
 

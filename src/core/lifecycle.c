@@ -75,6 +75,7 @@ static shardrt_status progress_all(shardrt_ctx *ctx) {
     shardrt__unit *u = &ctx->units[i];
     if (u->gather_req) SHARDRT__CHECK(ctx->comm.i->progress(ctx->comm.self, u->gather_req));
     if (u->reduce_req) SHARDRT__CHECK(ctx->comm.i->progress(ctx->comm.self, u->reduce_req));
+    if (u->replica_req) SHARDRT__CHECK(ctx->comm.i->progress(ctx->comm.self, u->replica_req));
   }
   return SHARDRT_OK;
 }
@@ -166,11 +167,13 @@ shardrt_status shardrt_begin_backward(shardrt_ctx *ctx, int unit) {
   return SHARDRT_OK;
 }
 
-/* Finishes reductions still in flight (other than `keep`). */
-static shardrt_status drain_reductions(shardrt_ctx *ctx, const shardrt__unit *keep) {
+/* Finishes the reductions still in flight. Unless `all`, a hybrid replica
+ * all-reduce is only started (shardrt__advance_reduce) and stays in flight
+ * under the rest of backward; `all` completes them too (the step). */
+static shardrt_status drain_reductions(shardrt_ctx *ctx, bool all) {
   for (int i = 0; i < ctx->nunits; i++) {
     shardrt__unit *o = &ctx->units[i];
-    if (o != keep && o->red.p) SHARDRT__CHECK(shardrt__finish_reduce(ctx, o));
+    SHARDRT__CHECK(all ? shardrt__finish_reduce(ctx, o) : shardrt__advance_reduce(ctx, o));
   }
   return SHARDRT_OK;
 }
@@ -186,7 +189,9 @@ shardrt_status shardrt_end_backward(shardrt_ctx *ctx, int unit) {
   u->phase = SHARDRT__IDLE;
   /* One reduction in flight: the previous unit's overlapped this backward;
    * finish it (and this unit's own from an earlier micro-batch) first. */
-  SHARDRT__CHECK(drain_reductions(ctx, NULL));
+  SHARDRT__CHECK(drain_reductions(ctx, false));
+  /* This unit's replica stage of an earlier micro-batch holds u->red_out. */
+  SHARDRT__CHECK(shardrt__finish_reduce(ctx, u));
   shardrt__buf src = {0};
   bool reduce_now = true;
   if (p->accum_mode == SHARDRT_ACCUM_NO_SYNC) {
@@ -220,7 +225,7 @@ shardrt_status shardrt_end_backward(shardrt_ctx *ctx, int unit) {
   return progress_all(ctx);
 }
 
-shardrt_status shardrt__finish_all_reductions(shardrt_ctx *ctx) { return drain_reductions(ctx, NULL); }
+shardrt_status shardrt__finish_all_reductions(shardrt_ctx *ctx) { return drain_reductions(ctx, true); }
 
 shardrt_status shardrt_param_view(shardrt_ctx *ctx, int pid, shardrt_view *out) {
   if (!ctx || !out || pid < 0 || pid >= ctx->nparams)

@@ -3,6 +3,7 @@
  * scaling, clipping, the update of each rank's partition, and the refresh
  * of whatever copies of the parameters the strategy keeps. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "src/core/ctx.h"
@@ -11,10 +12,16 @@
 #include "src/core/trace.h"
 #include "src/strategy/strategy.h"
 
+bool shardrt__check_finite_on(void) {
+  const char *v = getenv("SHARDRT_CHECK_FINITE");
+  return v && strcmp(v, "1") == 0;
+}
+
 /* Squared L2 norm of the whole (unscaled-by-loss-scale) gradient. Sharded
  * grads are summed over the shard group; replicated grads are identical on
- * every rank and counted once. */
-static shardrt_status global_sqnorm(shardrt_ctx *ctx, double *out) {
+ * every rank and counted once. *check: SHARDRT_CHECK_FINITE=1 on any rank,
+ * agreed with the overflow flag so every rank stops at the same step. */
+static shardrt_status global_sqnorm(shardrt_ctx *ctx, double *out, bool *check) {
   double part[2] = {0.0, 0.0}; /* [0] sharded, [1] replicated */
   for (int i = 0; i < ctx->nunits; i++) {
     shardrt__unit *u = &ctx->units[i];
@@ -31,11 +38,12 @@ static shardrt_status global_sqnorm(shardrt_ctx *ctx, double *out) {
   SHARDRT__CHECK(shardrt__mpi_complete(ctx, &r, "the gradient-norm all-reduce of shardrt_step"));
   /* Every rank must take the same skip decision: agree on non-finite. */
   double total = part[0] + part[1];
-  double flag = isfinite(total) ? 0.0 : 1.0;
-  if (MPI_Iallreduce(MPI_IN_PLACE, &flag, 1, MPI_DOUBLE, MPI_MAX, ctx->mpi_world, &r) != MPI_SUCCESS)
+  double flag[2] = {isfinite(total) ? 0.0 : 1.0, shardrt__check_finite_on() ? 1.0 : 0.0};
+  if (MPI_Iallreduce(MPI_IN_PLACE, flag, 2, MPI_DOUBLE, MPI_MAX, ctx->mpi_world, &r) != MPI_SUCCESS)
     return shardrt__error(SHARDRT_ERR_COMM, "shardrt_step: overflow all-reduce failed to start");
   SHARDRT__CHECK(shardrt__mpi_complete(ctx, &r, "the overflow all-reduce of shardrt_step"));
-  *out = flag > 0 ? INFINITY : total;
+  *out = flag[0] > 0 ? INFINITY : total;
+  *check = flag[1] > 0;
   return SHARDRT_OK;
 }
 
@@ -103,10 +111,22 @@ shardrt_status shardrt_step(shardrt_ctx *ctx, shardrt_step_info *out) {
                             "shardrt_step: unit '%s' holds gradients of micro-batches not reduced yet (the last "
                             "micro-batch must be index count-1 in shardrt_begin_micro_batch)",
                             ctx->units[i].name);
-  double sq;
-  SHARDRT__CHECK(global_sqnorm(ctx, &sq));
+  /* Set so a failed collective leaves defined values (gcc's
+   * -Wmaybe-uninitialized cannot see that the error returns first). */
+  double sq = 0;
+  bool check_finite = false;
+  SHARDRT__CHECK(global_sqnorm(ctx, &sq, &check_finite));
   double scale = ctx->loss_scale;
   bool overflow = !isfinite(sq);
+  /* Without loss scaling nothing skips a non-finite gradient: the update
+   * would write NaN into every weight. Under SHARDRT_CHECK_FINITE=1 the step
+   * refuses it first (the weights and moments stay as they were). */
+  if (overflow && check_finite && !ctx->plan.loss_scaling)
+    return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT,
+                          "shardrt_step: step %lld: the gradient holds NaN or Inf (on some rank; its global norm is "
+                          "not finite) and no loss scaling skips it; the update was not applied "
+                          "(SHARDRT_CHECK_FINITE=1 stops here)",
+                          (long long)ctx->step + 1);
   double norm = overflow ? INFINITY : sqrt(sq) / scale;
   if (out) {
     out->grad_norm = norm;

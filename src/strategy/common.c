@@ -68,24 +68,49 @@ shardrt_status shardrt__reduce_shards(shardrt_ctx *ctx, shardrt__unit *u, shardr
   return rc == SHARDRT_OK ? rc : abandon(ctx, u, rc);
 }
 
-shardrt_status shardrt__finish_reduce(shardrt_ctx *ctx, shardrt__unit *u) {
+/* Stage 1 of a reduction: waits the shard group's reduce-scatter (or the
+ * world all-reduce). Under hybrid sharding it then issues stage 2, the
+ * replica all-reduce of the reduced shard, and returns with it in flight:
+ * the cross-replica (usually cross-host) sum runs under the backward still
+ * to come and is waited on only by shardrt__finish_reduce. The issue point
+ * is the same call on every rank (the next unit's end_backward, or the
+ * step), so the replica group sees its all-reduces in one order. */
+shardrt_status shardrt__advance_reduce(shardrt_ctx *ctx, shardrt__unit *u) {
   if (!u->red.p) return SHARDRT_OK;
   bool sharded = u->red_out.p != NULL;
   shardrt_status rc =
       shardrt__wait(ctx, &u->reduce_req, sharded ? SHARDRT_COLL_REDUCE_SCATTER : SHARDRT_COLL_ALL_REDUCE);
+  bool in_place = u->red.p == u->grad.p;
   if (rc == SHARDRT_OK && sharded && ctx->comm.size[SHARDRT__GROUP_REPLICA] > 1) {
     /* Hybrid: the shard group's sum, summed again across replicas. */
-    shardrt__req *req = NULL;
-    rc = shardrt__all_reduce(ctx, u, SHARDRT__GROUP_REPLICA, u->red_out.p, (size_t)u->shard_n, u->red_out.dt, &req);
-    if (rc == SHARDRT_OK) rc = shardrt__wait(ctx, &req, SHARDRT_COLL_ALL_REDUCE);
+    rc = shardrt__all_reduce(ctx, u, SHARDRT__GROUP_REPLICA, u->red_out.p, (size_t)u->shard_n, u->red_out.dt,
+                             &u->replica_req);
+    if (rc == SHARDRT_OK) {
+      if (!in_place) shardrt__buf_free(ctx, &u->red);
+      u->red.p = NULL;
+      u->replica_stage = true;
+      return SHARDRT_OK;
+    }
   }
-  bool in_place = u->red.p == u->grad.p;
   if (rc == SHARDRT_OK && !in_place)
     rc = sharded ? shardrt__buf_add(ctx, &u->grad, 0, &u->red_out, 0, u->shard_n)
                  : shardrt__buf_add(ctx, &u->grad, 0, &u->red, 0, u->padded);
   shardrt__buf_free(ctx, &u->red_out);
   if (!in_place) shardrt__buf_free(ctx, &u->red);
   u->red.p = NULL;
+  return rc;
+}
+
+shardrt_status shardrt__finish_reduce(shardrt_ctx *ctx, shardrt__unit *u) {
+  SHARDRT__CHECK(shardrt__advance_reduce(ctx, u));
+  if (!u->replica_stage) return SHARDRT_OK;
+  shardrt_status rc = shardrt__wait(ctx, &u->replica_req, SHARDRT_COLL_ALL_REDUCE);
+  /* After a timeout the backend may still write into red_out: keep it (the
+   * context is broken and frees nothing of a unit's buffers). */
+  if (rc != SHARDRT_OK && ctx->comm_broken) return rc;
+  if (rc == SHARDRT_OK) rc = shardrt__buf_add(ctx, &u->grad, 0, &u->red_out, 0, u->shard_n);
+  shardrt__buf_free(ctx, &u->red_out);
+  u->replica_stage = false;
   return rc;
 }
 

@@ -56,7 +56,13 @@ shardrt_status shardrt__full_drop(shardrt_ctx *ctx, shardrt__unit *u);
 shardrt_status shardrt__reduce_all(shardrt_ctx *ctx, shardrt__unit *u, shardrt__buf *src);
 /* reduce-scatter src over SHARD (+ replica all-reduce), u->grad += shard. */
 shardrt_status shardrt__reduce_shards(shardrt_ctx *ctx, shardrt__unit *u, shardrt__buf *src);
-/* Completes an in-flight reduction and accumulates it into u->grad. */
+/* Completes the first stage of an in-flight reduction. Without a replica
+ * stage that completes it (u->grad += result); under hybrid sharding it
+ * issues the replica all-reduce and leaves it in flight (u->replica_stage). */
+shardrt_status shardrt__advance_reduce(shardrt_ctx *ctx, shardrt__unit *u);
+/* Completes an in-flight reduction, both stages, into u->grad. Called before
+ * anything reads u->grad (the step) and before the unit reduces again (its
+ * replica stage owns u->red_out). */
 shardrt_status shardrt__finish_reduce(shardrt_ctx *ctx, shardrt__unit *u);
 /* Hooks of the modules that keep whole params (replicate, zero1, zero2):
  * a compute-dtype copy (or the stored params themselves) made before

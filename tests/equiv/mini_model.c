@@ -103,6 +103,8 @@ shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm 
   for (int s = 0; !rc && s < c->steps; s++) {
     double lsum = 0;
     shardrt_comm_stats_reset(ctx);
+    bool traced = c->trace_last_step && s == c->steps - 1;
+    if (traced) rc = shardrt_trace_start(ctx, c->trace_last_step);
     for (int a = 0; !rc && a < A; a++) {
       rc = shardrt_begin_micro_batch(ctx, a, A);
       int64_t g0 = (int64_t)a * (c->global_batch / A) + (int64_t)rank * rows;
@@ -154,6 +156,10 @@ shardrt_status mini_train(const mini_cfg *c, const shardrt_plan *plan, MPI_Comm 
     shardrt_step_info info;
     if (!rc && c->lr_at) rc = shardrt_set_lr(ctx, c->lr_at(s, c->lr_user));
     if (!rc) rc = shardrt_step(ctx, &info);
+    if (traced) {
+      shardrt_status trc = shardrt_trace_stop(ctx);
+      if (!rc) rc = trc;
+    }
     out->lr[s] = shardrt_last_lr(ctx);
     if (!rc) rc = shardrt_allreduce_sum_f64(ctx, &lsum, 1);
     out->loss[s] = lsum / c->global_batch;

@@ -24,6 +24,10 @@ typedef struct mini_cfg {
    * step. first_step offsets the data: step s trains on batch first_step+s. */
   const char *load_dir, *save_dir;
   int first_step;
+  /* Non-NULL: the last step is traced into this file (shardrt_trace_start
+   * right after that step's shardrt_comm_stats_reset, stopped after its
+   * shardrt_step), so the trace and mini_run.comm cover the same collectives. */
+  const char *trace_last_step;
 } mini_cfg;
 
 typedef struct mini_run {

@@ -27,4 +27,7 @@ expect "unknown argument '--bogus'" 1 --bogus 3
 expect "--steps 'x'" 1 --steps x
 printf 'distributed_type: FSDP\nfsdp_config:\n  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP\n  fsdp_transformer_layer_cls_to_wrap: GPT2Block\n' > "$T/wrap.yaml"
 expect "could not find the transformer layer class 'GPT2Block'" 2 --config_file "$T/wrap.yaml"
+# --check_finite (SHARDRT_CHECK_FINITE=1): sgd at lr 1e30 overflows the weights
+# in step 1, so step 2's gradient is NaN; every rank stops there, naming it
+expect "shardrt_step: step 2: the gradient holds NaN or Inf" 2 --steps 4 --optimizer sgd --lr 1e30 --check_finite
 [ $fails -eq 0 ] && echo "1 passed, 0 failed" || { echo "0 passed, $fails failed"; exit 1; }

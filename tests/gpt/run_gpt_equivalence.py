@@ -118,6 +118,15 @@ def cli():
             print(f"FAILED: short --data: message lacks 'needs at least 33':\n{p.stdout}", file=sys.stderr)
             sys.exit(1)
         print("ok: short --data -> exit 2")
+    # --check_finite (SHARDRT_CHECK_FINITE=1): sgd at lr 1e30 overflows the
+    # weights in step 1, so step 2's gradient is NaN; the run stops there.
+    p = run([BIN, "--steps", "3", "--quiet", "--optimizer", "sgd", "--lr", "1e30", "--check_finite"], expect_rc=1,
+            timeout=120)
+    want = "shardrt_step: step 2: the gradient holds NaN or Inf"
+    if want not in p.stdout:
+        print(f"FAILED: --check_finite: message lacks '{want}':\n{p.stdout}", file=sys.stderr)
+        sys.exit(1)
+    print("ok: --check_finite stops at the NaN gradient of step 2 (exit 1)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The start-up choice of OpenBLAS kernel (examples/train_gpt/gpt_blas.c):
+/* The start-up choice of OpenBLAS kernel (examples/common/blas_kernel.c):
  * which detected cores are replaced, by what, and the banner note. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,32 +9,32 @@
 
 #include <cmocka.h>
 
-#include "gpt_blas.h"
+#include "blas_kernel.h"
 
 /* A BLAS call, so the linker keeps OpenBLAS (as it does for train_gpt):
- * gpt_blas.c's weak reference alone does not pull the library in. */
+ * blas_kernel.c's weak reference alone does not pull the library in. */
 float cblas_sdot(const int n, const float *x, const int incx, const float *y, const int incy);
 
 static void fallback_cores_are_replaced_by_the_best_the_cpu_has(void **state) {
   (void)state;
   /* the case the issue measured: 0.3.21 on an AVX-512 Xeon it does not know */
-  assert_string_equal(gpt_blas_pick("Prescott", 1, 1), "SkylakeX");
-  assert_string_equal(gpt_blas_pick("PRESCOTT", 1, 1), "SkylakeX");
-  assert_string_equal(gpt_blas_pick("Nehalem", 0, 1), "Haswell");
-  assert_string_equal(gpt_blas_pick("Sandybridge", 0, 1), "Haswell");
-  assert_string_equal(gpt_blas_pick("Core2", 1, 0), "SkylakeX");
+  assert_string_equal(ex_blas_pick("Prescott", 1, 1), "SkylakeX");
+  assert_string_equal(ex_blas_pick("PRESCOTT", 1, 1), "SkylakeX");
+  assert_string_equal(ex_blas_pick("Nehalem", 0, 1), "Haswell");
+  assert_string_equal(ex_blas_pick("Sandybridge", 0, 1), "Haswell");
+  assert_string_equal(ex_blas_pick("Core2", 1, 0), "SkylakeX");
 }
 
 static void deliberate_choices_are_kept(void **state) {
   (void)state;
   /* cores OpenBLAS picks on purpose for a CPU it knows */
   const char *kept[] = {"SkylakeX", "Cooperlake", "SapphireRapids", "Haswell", "Zen", "Skylake"};
-  for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) assert_null(gpt_blas_pick(kept[i], 1, 1));
+  for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) assert_null(ex_blas_pick(kept[i], 1, 1));
   /* a genuinely old CPU: its fallback is right */
-  assert_null(gpt_blas_pick("Prescott", 0, 0));
-  assert_null(gpt_blas_pick("Sandybridge", 0, 0));
+  assert_null(ex_blas_pick("Prescott", 0, 0));
+  assert_null(ex_blas_pick("Sandybridge", 0, 0));
   /* not OpenBLAS */
-  assert_null(gpt_blas_pick(NULL, 1, 1));
+  assert_null(ex_blas_pick(NULL, 1, 1));
 }
 
 static void note_names_the_kernel_and_its_origin(void **state) {
@@ -42,7 +42,7 @@ static void note_names_the_kernel_and_its_origin(void **state) {
   const float one = 1.0f;
   assert_true(cblas_sdot(1, &one, 1, &one, 1) == 1.0f);
   char note[320];
-  gpt_blas_note(note, sizeof note);
+  ex_blas_note(note, sizeof note);
   /* linked against OpenBLAS: the note names its kernel */
   assert_non_null(strstr(note, "OpenBLAS kernel "));
   if (getenv("OPENBLAS_CORETYPE"))
@@ -51,7 +51,7 @@ static void note_names_the_kernel_and_its_origin(void **state) {
     assert_true(strstr(note, "(detected)") || strstr(note, "chosen at start-up"));
   /* a truncating buffer stays terminated */
   char small[8];
-  gpt_blas_note(small, sizeof small);
+  ex_blas_note(small, sizeof small);
   assert_int_equal(strlen(small), sizeof small - 1);
 }
 

@@ -5,9 +5,11 @@
 # best kernel the CPU allows, says so in its banner, and trains the same
 # losses as a run that set the kernel by hand; SHARDRT_BLAS_AUTO=0 and a
 # user's OPENBLAS_CORETYPE are left alone. Also under mpirun (2 ranks).
-# usage: test_gpt_blas_reexec.sh TRAIN_GPT SHIM.so
+# usage: test_gpt_blas_reexec.sh TRAINER SHIM.so [MPI_PATTERN]
+#   TRAINER: train_gpt, or train_mlp (the same check, examples/common);
+#   MPI_PATTERN: what the 2-rank run prints when it trained (default "world 2")
 set -u
-exe=$1 shim=$2
+exe=$1 shim=$2 trained=${3:-world 2}
 unset SHARDRT_BLAS_AUTO OPENBLAS_CORETYPE SHARDRT_BLAS_DETECTED
 # in the ASan stage the uninstrumented shim is preloaded ahead of the ASan
 # runtime, which ASan refuses by default; the shim allocates nothing
@@ -40,6 +42,6 @@ check "user's OPENBLAS_CORETYPE kept" "$user" "kernel Haswell (set by OPENBLAS_C
 if [ -n "${SHARDRT_MPIRUN:-}" ]; then
   mpi=$("$SHARDRT_MPIRUN" --oversubscribe --bind-to none --mca btl self,vader -np 2 -x LD_PRELOAD=$shim "$exe" "${args[@]}" 2>&1)
   check "re-exec under mpirun" "$mpi" "kernel $want (chosen at start-up"
-  check "mpirun run trains" "$mpi" "world 2"
+  check "mpirun run trains" "$mpi" "$trained"
 fi
 exit $fail

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "../mpi_test_main.h"
+#include "one_param_model.h"
 
 #include "shardrt.h"
 
@@ -28,39 +29,21 @@ static shardrt_ctx *make(shardrt_strategy s, int *pid) {
   p.loss_scale_window = 3;
   p.min_loss_scale = 256;
   p.param_persistence_threshold = 0;
-  shardrt_ctx_params cp;
-  shardrt_ctx_params_default(&cp);
-  cp.device = "cpu";
-  cp.plan = &p;
-  shardrt_ctx *ctx = NULL;
-  assert_int_equal(shardrt_ctx_create(&cp, &ctx), SHARDRT_OK);
-  int m;
-  int64_t shape[1] = {100};
-  assert_int_equal(shardrt_add_module(ctx, "lin", "Linear", &m), SHARDRT_OK);
-  assert_int_equal(shardrt_add_param(ctx, m, "w", 1, shape, pid), SHARDRT_OK);
-  assert_int_equal(shardrt_finalize(ctx), SHARDRT_OK);
-  float init[100];
-  for (int i = 0; i < 100; i++) init[i] = 0.01f * (float)i;
-  assert_int_equal(shardrt_param_set(ctx, *pid, init), SHARDRT_OK);
+  shardrt_ctx *ctx = shardrt_test_cpu_ctx(&p, NULL);
+  *pid = one_param_model(ctx, 100, 0.0f, 0.01f);
   return ctx;
 }
 
 /* One step whose gradient is `g` (scaled by the loss scale), or +inf at
  * element 7 on rank `bad_rank` only. */
 static shardrt_step_info one_step(shardrt_ctx *ctx, int pid, int bad_rank) {
-  assert_int_equal(shardrt_begin_forward(ctx, 0), SHARDRT_OK);
-  assert_int_equal(shardrt_end_forward(ctx, 0), SHARDRT_OK);
-  assert_int_equal(shardrt_begin_backward(ctx, 0), SHARDRT_OK);
-  shardrt_view gv;
-  assert_int_equal(shardrt_grad_view(ctx, pid, &gv), SHARDRT_OK);
-  assert_int_equal(gv.dtype, SHARDRT_F16);
   float g[100];
   for (int i = 0; i < 100; i++) g[i] = (float)(1e-3 * shardrt_loss_scale(ctx) / g_world);
   if (g_rank == bad_rank) g[7] = INFINITY;
-  shardrt_convert(gv.data, SHARDRT_F16, g, SHARDRT_F32, 100);
-  assert_int_equal(shardrt_end_backward(ctx, 0), SHARDRT_OK);
   shardrt_step_info info;
-  assert_int_equal(shardrt_step(ctx, &info), SHARDRT_OK);
+  shardrt_dtype dt;
+  assert_int_equal(one_param_step(ctx, pid, g, 100, &dt, &info), SHARDRT_OK);
+  assert_int_equal(dt, SHARDRT_F16);
   return info;
 }
 

@@ -13,19 +13,10 @@
 
 #include <cmocka.h>
 
+#include "../mpi_test_ctx.h"
 #include "../mpi_test_main.h"
 #include "shardrt.h"
 #include "src/core/ctx.h"
-
-static shardrt_ctx *mk(void) {
-  shardrt_ctx_params cp;
-  shardrt_ctx_params_default(&cp);
-  cp.device = "cpu";
-  cp.comm = "mpi";
-  shardrt_ctx *ctx = NULL;
-  assert_int_equal(shardrt_ctx_create(&cp, &ctx), SHARDRT_OK);
-  return ctx;
-}
 
 /* 16 MiB per rank: far above Open MPI's eager limit, so the transfer needs
  * progress on both sides after it is started. */
@@ -60,7 +51,7 @@ static void gather_and_check(shardrt_ctx *ctx) {
 static void collective_moves_while_ranks_compute(void **state) {
   (void)state;
   if (g_world < 2) skip();
-  shardrt_ctx *ctx = mk();
+  shardrt_ctx *ctx = shardrt_test_cpu_mpi_ctx();
   float *send, *recv;
   shardrt__req *req = NULL;
   start_gather(ctx, &send, &recv, &req);
@@ -84,7 +75,7 @@ static void collective_moves_while_ranks_compute(void **state) {
 /* wait() right after the start takes the request back from the thread. */
 static void wait_before_the_thread_finishes(void **state) {
   (void)state;
-  shardrt_ctx *ctx = mk();
+  shardrt_ctx *ctx = shardrt_test_cpu_mpi_ctx();
   for (int round = 0; round < 20; round++) gather_and_check(ctx);
   shardrt_ctx_destroy(ctx);
 }
@@ -92,7 +83,7 @@ static void wait_before_the_thread_finishes(void **state) {
 static void poll_mode_still_correct(void **state) {
   (void)state;
   setenv("SHARDRT_MPI_PROGRESS", "poll", 1);
-  shardrt_ctx *ctx = mk();
+  shardrt_ctx *ctx = shardrt_test_cpu_mpi_ctx();
   unsetenv("SHARDRT_MPI_PROGRESS");
   gather_and_check(ctx);
   shardrt_ctx_destroy(ctx);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "../mpi_test_main.h"
+#include "one_param_model.h"
 
 #include "shardrt.h"
 #include "src/core/schedule.h"
@@ -168,41 +169,22 @@ static shardrt_ctx *make(int *pid, bool schedule_total) {
   p.scheduler.warmup_num_steps = 4;
   p.scheduler.warmup_type = SHARDRT_WARMUP_LINEAR;
   p.scheduler.given = SHARDRT_GIVEN_WARMUP_MAX_LR | SHARDRT_GIVEN_WARMUP_NUM_STEPS;
-  shardrt_ctx_params cp;
-  shardrt_ctx_params_default(&cp);
-  cp.device = "cpu";
-  cp.plan = &p;
-  shardrt_ctx *ctx = NULL;
-  assert_int_equal(shardrt_ctx_create(&cp, &ctx), SHARDRT_OK);
+  shardrt_ctx *ctx = shardrt_test_cpu_ctx(&p, NULL);
   /* The program asks for AdamW at lr 1: the config's SGD and lr win. */
   shardrt_optim_params o;
   shardrt_optim_params_default(&o);
   o.lr = 1.0;
   assert_int_equal(shardrt_set_optimizer(ctx, &o), SHARDRT_OK);
-  int m;
-  int64_t shape[1] = {64};
-  assert_int_equal(shardrt_add_module(ctx, "lin", "Linear", &m), SHARDRT_OK);
-  assert_int_equal(shardrt_add_param(ctx, m, "w", 1, shape, pid), SHARDRT_OK);
-  assert_int_equal(shardrt_finalize(ctx), SHARDRT_OK);
-  float init[64];
-  for (int i = 0; i < 64; i++) init[i] = 0.5f;
-  assert_int_equal(shardrt_param_set(ctx, *pid, init), SHARDRT_OK);
+  *pid = one_param_model(ctx, 64, 0.5f, 0.0f);
   return ctx;
 }
 
 /* Gradient 1/16 everywhere (summed over ranks), or +inf on one element. */
 static shardrt_status grad_step(shardrt_ctx *ctx, int pid, bool overflow, shardrt_step_info *info) {
-  assert_int_equal(shardrt_begin_forward(ctx, 0), SHARDRT_OK);
-  assert_int_equal(shardrt_end_forward(ctx, 0), SHARDRT_OK);
-  assert_int_equal(shardrt_begin_backward(ctx, 0), SHARDRT_OK);
-  shardrt_view gv;
-  assert_int_equal(shardrt_grad_view(ctx, pid, &gv), SHARDRT_OK);
   float g[64];
   for (int i = 0; i < 64; i++) g[i] = (float)(0.0625 * shardrt_loss_scale(ctx) / g_world);
   if (overflow) g[3] = INFINITY;
-  shardrt_convert(gv.data, gv.dtype, g, SHARDRT_F32, 64);
-  assert_int_equal(shardrt_end_backward(ctx, 0), SHARDRT_OK);
-  return shardrt_step(ctx, info);
+  return one_param_step(ctx, pid, g, 64, NULL, info);
 }
 
 static void test_runtime_applies_schedule(void **state) {

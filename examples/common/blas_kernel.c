@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "gpt_blas.h"
+#include "blas_kernel.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,7 +25,7 @@ static const char *const fallback_cores[] = {
     "Sandybridge", "Generic", "Unknown",
 };
 
-const char *gpt_blas_pick(const char *detected, int avx512, int avx2_fma) {
+const char *ex_blas_pick(const char *detected, int avx512, int avx2_fma) {
   if (!detected) return NULL;
   int fallback = 0;
   for (size_t i = 0; i < sizeof fallback_cores / sizeof *fallback_cores; i++)
@@ -54,12 +54,12 @@ static const char *detected_core(void) {
 
 static int reexec_failed_errno = 0;
 
-void gpt_blas_startup(char **argv) {
+void ex_blas_startup(char **argv) {
   if (getenv("OPENBLAS_CORETYPE") || getenv(REEXEC_ENV)) return;
   const char *automatic = getenv("SHARDRT_BLAS_AUTO");
   if (automatic && strcmp(automatic, "0") == 0) return;
   const char *det = detected_core();
-  const char *pick = gpt_blas_pick(det, cpu_avx512(), cpu_avx2_fma());
+  const char *pick = ex_blas_pick(det, cpu_avx512(), cpu_avx2_fma());
   if (!pick) return;
   if (setenv("OPENBLAS_CORETYPE", pick, 1) != 0 || setenv(REEXEC_ENV, det, 1) != 0) {
     reexec_failed_errno = errno;
@@ -73,7 +73,7 @@ void gpt_blas_startup(char **argv) {
   unsetenv(REEXEC_ENV);
 }
 
-void gpt_blas_note(char *buf, size_t len) {
+void ex_blas_note(char *buf, size_t len) {
   const char *core = detected_core();
   if (!core) {
     snprintf(buf, len, "BLAS: not OpenBLAS (kernel choice left to the library)");
@@ -84,8 +84,8 @@ void gpt_blas_note(char *buf, size_t len) {
     snprintf(buf, len,
              "BLAS: OpenBLAS kernel %s, a fallback for this CPU; switching to %s failed (re-exec: %s); "
              "set OPENBLAS_CORETYPE=%s yourself",
-             core, gpt_blas_pick(core, cpu_avx512(), cpu_avx2_fma()), strerror(reexec_failed_errno),
-             gpt_blas_pick(core, cpu_avx512(), cpu_avx2_fma()));
+             core, ex_blas_pick(core, cpu_avx512(), cpu_avx2_fma()), strerror(reexec_failed_errno),
+             ex_blas_pick(core, cpu_avx512(), cpu_avx2_fma()));
   else if (was)
     snprintf(buf, len,
              "BLAS: OpenBLAS kernel %s (chosen at start-up: OpenBLAS detected %s, a fallback for this "
