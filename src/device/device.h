@@ -68,7 +68,9 @@ typedef struct shardrt__device_i {
   /* buf[i] *= factor */
   shardrt_status (*scale)(void *self, void *buf, shardrt_dtype dt, size_t n, float factor);
   /* *out = sum(buf[i]^2) in double on the host (blocking); non-finite
-   * values make the result non-finite. */
+   * values make the result non-finite. The cpu backend sums in a fixed
+   * order (16 interleaved partial sums, src/device/cpu_loops.h), the same
+   * on every CPU and ISA. */
   shardrt_status (*sqnorm)(void *self, const void *buf, shardrt_dtype dt, size_t n, double *out);
   /* Fused AdamW on a shard. param has param_dt (fp32, bf16 or fp16);
    * grad has grad_dt; m and v have state_dt. The math is done in fp32 and
