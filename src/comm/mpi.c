@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* MPI communication backend. Host buffers go straight to MPI's non-blocking
  * collectives; device buffers (a CUDA context whose ranks share a GPU, where
- * NCCL cannot run) are staged through host memory synchronously. 16-bit
- * floats travel as MPI datatypes of their own with sum operators that
- * accumulate in fp32, one element at a time in rank order as MPI applies
- * them.
+ * NCCL cannot run) are staged through host memory synchronously. Gathers and
+ * broadcasts are MPI's; reduce-scatter and all-reduce are rings over
+ * point-to-point messages (mpi_ring.c: Open MPI's non-blocking reductions
+ * allocate a whole-buffer temporary per call), which add 16-bit floats in
+ * fp32 and round, one addition per step. 16-bit floats travel as MPI
+ * datatypes of their own.
  *
  * Progress. Open MPI moves a non-blocking collective forward only while some
  * thread of the process is inside MPI, so a collective started before a
@@ -70,7 +72,6 @@ typedef struct scratch {
 typedef struct mpi_comm {
   MPI_Comm comm[SHARDRT__GROUP_COUNT_];
   MPI_Datatype bf16, f16;
-  MPI_Op sum_bf16, sum_f16;
   shardrt__device *dev;
   void *stage;       /* host staging for device buffers */
   size_t stage_bytes;
@@ -82,18 +83,8 @@ typedef struct mpi_comm {
   int ring_seq[SHARDRT__GROUP_COUNT_]; /* per group: the tag of the next ring (same order on every rank) */
 } mpi_comm;
 
-/* MPI user ops get no context pointer: the datatypes are process-wide. */
+/* The 16-bit datatypes are process-wide (created once). */
 static MPI_Datatype g_bf16 = MPI_DATATYPE_NULL, g_f16 = MPI_DATATYPE_NULL;
-
-static void sum16(void *in, void *inout, int *len, MPI_Datatype *dt) {
-  const uint16_t *a = in;
-  uint16_t *b = inout;
-  if (*dt == g_bf16) {
-    for (int i = 0; i < *len; i++) b[i] = shardrt_f32_to_bf16(shardrt_bf16_to_f32(a[i]) + shardrt_bf16_to_f32(b[i]));
-  } else {
-    for (int i = 0; i < *len; i++) b[i] = shardrt_f32_to_f16(shardrt_f16_to_f32(a[i]) + shardrt_f16_to_f32(b[i]));
-  }
-}
 
 static shardrt_status mpi_fail(int err, const char *what) {
   char msg[MPI_MAX_ERROR_STRING];
@@ -110,9 +101,6 @@ static shardrt_status mpi_fail(int err, const char *what) {
 
 static MPI_Datatype mpi_type(const mpi_comm *m, shardrt_dtype dt) {
   return dt == SHARDRT_F32 ? MPI_FLOAT : dt == SHARDRT_BF16 ? m->bf16 : m->f16;
-}
-static MPI_Op mpi_sum(const mpi_comm *m, shardrt_dtype dt) {
-  return dt == SHARDRT_F32 ? MPI_SUM : dt == SHARDRT_BF16 ? m->sum_bf16 : m->sum_f16;
 }
 
 /* MPI counts are ints: a collective over more elements is refused with a
@@ -351,6 +339,18 @@ static shardrt_status blocking(mpi_comm *m, int e, MPI_Request *r, const char *w
   return SHARDRT_OK;
 }
 
+static shardrt_status mpi_wait(void *self, shardrt__req *req);
+
+/* A ring reduction started and waited at once (the staged, blocking path):
+ * no Open MPI temporaries there either. */
+static shardrt_status ring_blocking(mpi_comm *m, shardrt__group g, bool allreduce, const void *send, void *data,
+                                   size_t count, shardrt_dtype dt, const char *what) {
+  if (m->broken) return shardrt__error(SHARDRT_ERR_COMM, "a collective timed out earlier: communication is broken");
+  shardrt__req *req = NULL;
+  SHARDRT__CHECK(ring_start(m, g, allreduce, send, data, count, dt, &req, what));
+  return mpi_wait(m, req);
+}
+
 static shardrt_status to_host(mpi_comm *m, void *dst, const void *src, size_t bytes) {
   SHARDRT__CHECK(m->dev->i->copy(m->dev->self, dst, src, bytes, SHARDRT__D2H));
   return m->dev->i->sync(m->dev->self);
@@ -399,10 +399,7 @@ static shardrt_status mpi_reduce_scatter(void *self, shardrt__group g, const voi
     SHARDRT__CHECK(stage_reserve(m, piece * (size + 1)));
     char *h = m->stage;
     SHARDRT__CHECK(to_host(m, h, send, piece * size));
-    MPI_Request r;
-    SHARDRT__CHECK(blocking(m, MPI_Ireduce_scatter_block(h, h + piece * size, (int)count, mpi_type(m, dt), mpi_sum(m, dt),
-                                                         m->comm[g], &r),
-                            &r, "reduce_scatter (staged)"));
+    SHARDRT__CHECK(ring_blocking(m, g, false, h, h + piece * size, count, dt, "reduce_scatter (staged)"));
     return to_dev(m, recv, h + piece * size, piece);
   }
   return ring_start(m, g, false, send, recv, count, dt, req, "reduce_scatter");
@@ -417,9 +414,7 @@ static shardrt_status mpi_all_reduce(void *self, shardrt__group g, void *buf, si
   if (staged(m)) {
     SHARDRT__CHECK(stage_reserve(m, bytes));
     SHARDRT__CHECK(to_host(m, m->stage, buf, bytes));
-    MPI_Request r;
-    SHARDRT__CHECK(blocking(m, MPI_Iallreduce(MPI_IN_PLACE, m->stage, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &r),
-                            &r, "all_reduce (staged)"));
+    SHARDRT__CHECK(ring_blocking(m, g, true, m->stage, m->stage, count, dt, "all_reduce (staged)"));
     return to_dev(m, buf, m->stage, bytes);
   }
   return ring_start(m, g, true, buf, buf, count, dt, req, "all_reduce");
@@ -589,8 +584,6 @@ static void mpi_destroy(void *self) {
   if (!finalized && !m->broken) {
     for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
       if (m->comm[g] != MPI_COMM_NULL) MPI_Comm_free(&m->comm[g]);
-    if (m->sum_bf16 != MPI_OP_NULL) MPI_Op_free(&m->sum_bf16);
-    if (m->sum_f16 != MPI_OP_NULL) MPI_Op_free(&m->sum_f16);
   }
   for (scratch *c = m->scratch, *n; c; c = n) {
     n = c->next;
@@ -641,7 +634,6 @@ shardrt_status shardrt__comm_mpi_create(const shardrt__comm_args *a, shardrt__co
   mpi_comm *m = calloc(1, sizeof *m);
   if (!m) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "mpi backend allocation failed");
   for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++) m->comm[g] = MPI_COMM_NULL;
-  m->sum_bf16 = m->sum_f16 = MPI_OP_NULL;
   m->dev = a->dev;
   m->timeout_s = a->timeout_s;
   const char *dbg = getenv("SHARDRT_DEBUG");
@@ -651,8 +643,6 @@ shardrt_status shardrt__comm_mpi_create(const shardrt__comm_args *a, shardrt__co
   int e = MPI_Comm_dup(base, &m->comm[SHARDRT__GROUP_WORLD]);
   if (e == MPI_SUCCESS) e = MPI_Comm_split(base, rank / gs, rank, &m->comm[SHARDRT__GROUP_SHARD]);
   if (e == MPI_SUCCESS) e = MPI_Comm_split(base, rank % gs, rank, &m->comm[SHARDRT__GROUP_REPLICA]);
-  if (e == MPI_SUCCESS) e = MPI_Op_create(sum16, 1, &m->sum_bf16);
-  if (e == MPI_SUCCESS) e = MPI_Op_create(sum16, 1, &m->sum_f16);
   if (e != MPI_SUCCESS) {
     mpi_destroy(m);
     return mpi_fail(e, "communicator setup");
