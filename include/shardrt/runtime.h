@@ -227,14 +227,17 @@ SHARDRT_API const char *shardrt_coll_kind_name(shardrt_coll_kind k);
 
 /* Bytes this rank's context holds, by role. params/grads/master/optimizer are
  * the persistent model state (what is held between steps); gathered is the
- * transient full-parameter and full-gradient buffers alive right now; peak is
- * the high-water mark of everything the context allocated (device side). */
+ * transient full-parameter and full-gradient buffers alive right now; pooled
+ * is transient buffers kept idle for reuse by the next step (bounded by the
+ * transient in-use high-water; docs/architecture.md); current is everything
+ * held now (pooled included) and peak its high-water mark (device side). */
 typedef struct shardrt_mem_stats {
   uint64_t params, grads, master, optimizer;
   uint64_t model_state; /* params + grads + master + optimizer */
   uint64_t gathered;
   uint64_t offloaded;   /* part of model_state that lives in host memory / on nvme */
   uint64_t current, peak;
+  uint64_t pooled;
 } shardrt_mem_stats;
 SHARDRT_API void shardrt_mem_stats_get(const shardrt_ctx *ctx, shardrt_mem_stats *out);
 SHARDRT_API void shardrt_mem_stats_reset_peak(shardrt_ctx *ctx);

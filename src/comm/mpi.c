@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* MPI communication backend. Host buffers go straight to MPI's non-blocking
  * collectives; device buffers (a CUDA context whose ranks share a GPU, where
- * NCCL cannot run) are staged through host memory synchronously. 16-bit
- * floats travel as MPI datatypes of their own with sum operators that
- * accumulate in fp32, one element at a time in rank order as MPI applies
- * them.
+ * NCCL cannot run) are staged through host memory synchronously. Gathers and
+ * broadcasts are MPI's; reduce-scatter and all-reduce are rings over
+ * point-to-point messages (mpi_ring.c: Open MPI's non-blocking reductions
+ * allocate a whole-buffer temporary per call), which add 16-bit floats in
+ * fp32 and round, one addition per step. 16-bit floats travel as MPI
+ * datatypes of their own.
  *
  * Progress. Open MPI moves a non-blocking collective forward only while some
  * thread of the process is inside MPI, so a collective started before a
@@ -29,10 +31,16 @@
 #include <time.h>
 
 #include "src/comm/comm.h"
+#include "src/comm/mpi_ring.h"
 #include "src/core/error.h"
 
 struct shardrt__req {
   MPI_Request r;
+  /* A ring reduction (mpi_ring.c) instead of one MPI request: advanced by
+   * whoever holds the request, and its scratch returned at wait(). */
+  bool is_ring;
+  shardrt__ring ring;
+  struct scratch *scratch;
   /* Progress-thread mode: while `queued`, the request belongs to the
    * progress thread (listed in `next`, tested under the lock); `done` is set
    * (with `err`) when the thread completed it. */
@@ -52,10 +60,18 @@ typedef struct progress_thread {
   long interval_ns;
 } progress_thread;
 
+/* A kept scratch chunk of the ring reductions: taken by a ring at its start
+ * and given back at its wait (both on the calling thread). */
+typedef struct scratch {
+  void *p;
+  size_t bytes;
+  bool busy;
+  struct scratch *next;
+} scratch;
+
 typedef struct mpi_comm {
   MPI_Comm comm[SHARDRT__GROUP_COUNT_];
   MPI_Datatype bf16, f16;
-  MPI_Op sum_bf16, sum_f16;
   shardrt__device *dev;
   void *stage;       /* host staging for device buffers */
   size_t stage_bytes;
@@ -63,20 +79,12 @@ typedef struct mpi_comm {
   double timeout_s; /* > 0: wait() gives up after this long */
   bool broken;      /* a wait timed out: requests may be pending forever */
   bool debug;       /* SHARDRT_DEBUG=collectives: the runtime checks every collective first */
+  scratch *scratch; /* the rings' kept chunks */
+  int ring_seq[SHARDRT__GROUP_COUNT_]; /* per group: the tag of the next ring (same order on every rank) */
 } mpi_comm;
 
-/* MPI user ops get no context pointer: the datatypes are process-wide. */
+/* The 16-bit datatypes are process-wide (created once). */
 static MPI_Datatype g_bf16 = MPI_DATATYPE_NULL, g_f16 = MPI_DATATYPE_NULL;
-
-static void sum16(void *in, void *inout, int *len, MPI_Datatype *dt) {
-  const uint16_t *a = in;
-  uint16_t *b = inout;
-  if (*dt == g_bf16) {
-    for (int i = 0; i < *len; i++) b[i] = shardrt_f32_to_bf16(shardrt_bf16_to_f32(a[i]) + shardrt_bf16_to_f32(b[i]));
-  } else {
-    for (int i = 0; i < *len; i++) b[i] = shardrt_f32_to_f16(shardrt_f16_to_f32(a[i]) + shardrt_f16_to_f32(b[i]));
-  }
-}
 
 static shardrt_status mpi_fail(int err, const char *what) {
   char msg[MPI_MAX_ERROR_STRING];
@@ -93,9 +101,6 @@ static shardrt_status mpi_fail(int err, const char *what) {
 
 static MPI_Datatype mpi_type(const mpi_comm *m, shardrt_dtype dt) {
   return dt == SHARDRT_F32 ? MPI_FLOAT : dt == SHARDRT_BF16 ? m->bf16 : m->f16;
-}
-static MPI_Op mpi_sum(const mpi_comm *m, shardrt_dtype dt) {
-  return dt == SHARDRT_F32 ? MPI_SUM : dt == SHARDRT_BF16 ? m->sum_bf16 : m->sum_f16;
 }
 
 /* MPI counts are ints: a collective over more elements is refused with a
@@ -143,6 +148,70 @@ static void hand_over(mpi_comm *m, shardrt__req *req) {
   pthread_mutex_unlock(&m->pt.mu);
 }
 
+/* A kept scratch chunk of at least `bytes` (NULL for 0 bytes): the smallest
+ * free one that fits, else a new one. Rings run at most a few at a time
+ * (one gradient reduction in flight, plus HYBRID's replica all-reduce), so
+ * the list stays that short, each at most one chunk of the largest unit. */
+static shardrt_status scratch_take(mpi_comm *m, size_t bytes, scratch **out) {
+  *out = NULL;
+  if (bytes == 0) return SHARDRT_OK;
+  scratch *best = NULL;
+  for (scratch *c = m->scratch; c; c = c->next)
+    if (!c->busy && c->bytes >= bytes && (!best || c->bytes < best->bytes)) best = c;
+  if (!best) {
+    for (scratch *c = m->scratch; c; c = c->next) /* grow a free one rather than add another */
+      if (!c->busy) {
+        void *p = malloc(bytes);
+        if (!p) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "mpi: reduction scratch of %zu bytes", bytes);
+        free(c->p);
+        c->p = p;
+        c->bytes = bytes;
+        best = c;
+        break;
+      }
+  }
+  if (!best) {
+    best = calloc(1, sizeof *best);
+    if (best) best->p = malloc(bytes);
+    if (!best || !best->p) {
+      free(best);
+      return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "mpi: reduction scratch of %zu bytes", bytes);
+    }
+    best->bytes = bytes;
+    best->next = m->scratch;
+    m->scratch = best;
+  }
+  best->busy = true;
+  *out = best;
+  return SHARDRT_OK;
+}
+
+/* Starts a ring reduction (mpi_ring.c) as a request. */
+static shardrt_status ring_start(mpi_comm *m, shardrt__group g, bool allreduce, const void *send, void *data,
+                                 size_t count, shardrt_dtype dt, shardrt__req **req, const char *what) {
+  int size;
+  MPI_Comm_size(m->comm[g], &size);
+  SHARDRT__CHECK(new_req(req));
+  (*req)->is_ring = true;
+  shardrt_status rc = scratch_take(m, shardrt__ring_scratch_bytes(allreduce, count, size, dt), &(*req)->scratch);
+  if (rc != SHARDRT_OK) {
+    free(*req);
+    *req = NULL;
+    return rc;
+  }
+  /* Tags tell apart rings that overlap on one communicator; every rank
+   * starts a group's rings in the same order. */
+  int tag = m->ring_seq[g]++ & 0x7fff;
+  int e = shardrt__ring_start(&(*req)->ring, allreduce, m->comm[g], tag, mpi_type(m, dt), dt, send, data, count,
+                              (*req)->scratch ? (*req)->scratch->p : NULL);
+  if (e != MPI_SUCCESS) {
+    if ((*req)->scratch) (*req)->scratch->busy = false;
+    return start_failed(req, e, what);
+  }
+  hand_over(m, *req);
+  return SHARDRT_OK;
+}
+
 static void *progress_main(void *arg) {
   progress_thread *pt = arg;
 #ifdef __linux__
@@ -156,7 +225,14 @@ static void *progress_main(void *arg) {
     if (pt->stop) break;
     for (shardrt__req **pp = &pt->active; *pp;) {
       shardrt__req *q = *pp;
-      int flag = 0, e = MPI_Test(&q->r, &flag, MPI_STATUS_IGNORE);
+      int flag = 0, e;
+      if (q->is_ring) {
+        bool d = false;
+        e = shardrt__ring_test(&q->ring, false, &d);
+        flag = d;
+      } else {
+        e = MPI_Test(&q->r, &flag, MPI_STATUS_IGNORE);
+      }
       if (e != MPI_SUCCESS || flag) {
         q->err = e;
         q->queued = false;
@@ -263,6 +339,18 @@ static shardrt_status blocking(mpi_comm *m, int e, MPI_Request *r, const char *w
   return SHARDRT_OK;
 }
 
+static shardrt_status mpi_wait(void *self, shardrt__req *req);
+
+/* A ring reduction started and waited at once (the staged, blocking path):
+ * no Open MPI temporaries there either. */
+static shardrt_status ring_blocking(mpi_comm *m, shardrt__group g, bool allreduce, const void *send, void *data,
+                                   size_t count, shardrt_dtype dt, const char *what) {
+  if (m->broken) return shardrt__error(SHARDRT_ERR_COMM, "a collective timed out earlier: communication is broken");
+  shardrt__req *req = NULL;
+  SHARDRT__CHECK(ring_start(m, g, allreduce, send, data, count, dt, &req, what));
+  return mpi_wait(m, req);
+}
+
 static shardrt_status to_host(mpi_comm *m, void *dst, const void *src, size_t bytes) {
   SHARDRT__CHECK(m->dev->i->copy(m->dev->self, dst, src, bytes, SHARDRT__D2H));
   return m->dev->i->sync(m->dev->self);
@@ -311,17 +399,10 @@ static shardrt_status mpi_reduce_scatter(void *self, shardrt__group g, const voi
     SHARDRT__CHECK(stage_reserve(m, piece * (size + 1)));
     char *h = m->stage;
     SHARDRT__CHECK(to_host(m, h, send, piece * size));
-    MPI_Request r;
-    SHARDRT__CHECK(blocking(m, MPI_Ireduce_scatter_block(h, h + piece * size, (int)count, mpi_type(m, dt), mpi_sum(m, dt),
-                                                         m->comm[g], &r),
-                            &r, "reduce_scatter (staged)"));
+    SHARDRT__CHECK(ring_blocking(m, g, false, h, h + piece * size, count, dt, "reduce_scatter (staged)"));
     return to_dev(m, recv, h + piece * size, piece);
   }
-  SHARDRT__CHECK(new_req(req));
-  MPISTART(MPI_Ireduce_scatter_block(send, recv, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &(*req)->r),
-           "reduce_scatter");
-  hand_over(m, *req);
-  return SHARDRT_OK;
+  return ring_start(m, g, false, send, recv, count, dt, req, "reduce_scatter");
 }
 
 static shardrt_status mpi_all_reduce(void *self, shardrt__group g, void *buf, size_t count, shardrt_dtype dt,
@@ -333,16 +414,10 @@ static shardrt_status mpi_all_reduce(void *self, shardrt__group g, void *buf, si
   if (staged(m)) {
     SHARDRT__CHECK(stage_reserve(m, bytes));
     SHARDRT__CHECK(to_host(m, m->stage, buf, bytes));
-    MPI_Request r;
-    SHARDRT__CHECK(blocking(m, MPI_Iallreduce(MPI_IN_PLACE, m->stage, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &r),
-                            &r, "all_reduce (staged)"));
+    SHARDRT__CHECK(ring_blocking(m, g, true, m->stage, m->stage, count, dt, "all_reduce (staged)"));
     return to_dev(m, buf, m->stage, bytes);
   }
-  SHARDRT__CHECK(new_req(req));
-  MPISTART(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, mpi_type(m, dt), mpi_sum(m, dt), m->comm[g], &(*req)->r),
-           "all_reduce");
-  hand_over(m, *req);
-  return SHARDRT_OK;
+  return ring_start(m, g, true, buf, buf, count, dt, req, "all_reduce");
 }
 
 static shardrt_status mpi_broadcast(void *self, shardrt__group g, void *buf, size_t count, shardrt_dtype dt, int root,
@@ -367,30 +442,53 @@ static shardrt_status mpi_broadcast(void *self, shardrt__group g, void *buf, siz
 /* MPI_Wait within the backend's timeout. On a timeout the request is left
  * to MPI (it may still complete into its buffers) and the backend is
  * marked broken. */
+static bool past_limit(const mpi_comm *m, const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec) > m->timeout_s;
+}
+
+static shardrt_status timed_out(mpi_comm *m, const char *what) {
+  m->broken = true;
+  int rank = -1;
+  MPI_Comm_rank(m->comm[SHARDRT__GROUP_WORLD], &rank);
+  return shardrt__error(SHARDRT_ERR_TIMEOUT,
+                        "rank %d: %s did not complete in %g s (SHARDRT_COLL_TIMEOUT_S): another rank stopped or "
+                        "issues different collectives; %s",
+                        rank, what ? what : "a collective", m->timeout_s,
+                        m->debug ? "every rank passed the SHARDRT_DEBUG=collectives check before it, so the missing "
+                                   "rank stopped between that check and this collective"
+                                 : "run with SHARDRT_DEBUG=collectives to name the rank that did not arrive");
+}
+
 static shardrt_status timed_wait_r(mpi_comm *m, MPI_Request *r, int *err, const char *what) {
   if (m->timeout_s <= 0) {
     *err = MPI_Wait(r, MPI_STATUS_IGNORE);
     return SHARDRT_OK;
   }
-  struct timespec t0, t;
+  struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
     int flag = 0;
     *err = MPI_Test(r, &flag, MPI_STATUS_IGNORE);
     if (*err != MPI_SUCCESS || flag) return SHARDRT_OK;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    if ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) > m->timeout_s) {
-      m->broken = true;
-      int rank = -1;
-      MPI_Comm_rank(m->comm[SHARDRT__GROUP_WORLD], &rank);
-      return shardrt__error(SHARDRT_ERR_TIMEOUT,
-                            "rank %d: %s did not complete in %g s (SHARDRT_COLL_TIMEOUT_S): another rank stopped or "
-                            "issues different collectives; %s",
-                            rank, what ? what : "a collective", m->timeout_s,
-                            m->debug ? "every rank passed the SHARDRT_DEBUG=collectives check before it, so the missing "
-                                       "rank stopped between that check and this collective"
-                                     : "run with SHARDRT_DEBUG=collectives to name the rank that did not arrive");
-    }
+    if (past_limit(m, &t0)) return timed_out(m, what);
+  }
+}
+
+/* timed_wait_r for a ring reduction. */
+static shardrt_status timed_wait_ring(mpi_comm *m, shardrt__ring *g, int *err) {
+  bool done = false;
+  if (m->timeout_s <= 0) {
+    *err = shardrt__ring_test(g, true, &done);
+    return SHARDRT_OK;
+  }
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    *err = shardrt__ring_test(g, false, &done);
+    if (*err != MPI_SUCCESS || done) return SHARDRT_OK;
+    if (past_limit(m, &t0)) return timed_out(m, g->allreduce ? "all_reduce" : "reduce_scatter");
   }
 }
 
@@ -419,7 +517,9 @@ static shardrt_status mpi_wait(void *self, shardrt__req *req) {
    * itself stays with MPI (collectives cannot be cancelled). */
   shardrt_status rc = SHARDRT_OK;
   if (!finished && m->broken) rc = shardrt__error(SHARDRT_ERR_COMM, "a collective timed out earlier: communication is broken");
-  else if (!finished) rc = timed_wait_r(m, &req->r, &e, NULL);
+  else if (!finished) rc = req->is_ring ? timed_wait_ring(m, &req->ring, &e) : timed_wait_r(m, &req->r, &e, NULL);
+  /* After a timeout MPI may still write into the scratch: it stays busy. */
+  if (req->scratch && rc == SHARDRT_OK) req->scratch->busy = false;
   free(req);
   if (rc != SHARDRT_OK) return rc;
   if (e != MPI_SUCCESS) return mpi_fail(e, "wait");
@@ -430,6 +530,12 @@ static shardrt_status mpi_progress(void *self, shardrt__req *req) {
   mpi_comm *m = self;
   if (m->pt.on) return SHARDRT_OK; /* the progress thread is on it */
   int done = 0;
+  if (req && req->is_ring) {
+    bool d = false;
+    if (shardrt__ring_test(&req->ring, false, &d) != MPI_SUCCESS)
+      return shardrt__error(SHARDRT_ERR_COMM, "MPI_Testall of a ring reduction failed");
+    return SHARDRT_OK;
+  }
   if (req && req->r != MPI_REQUEST_NULL && MPI_Test(&req->r, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
     return shardrt__error(SHARDRT_ERR_COMM, "MPI_Test failed");
   return SHARDRT_OK;
@@ -478,8 +584,11 @@ static void mpi_destroy(void *self) {
   if (!finalized && !m->broken) {
     for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++)
       if (m->comm[g] != MPI_COMM_NULL) MPI_Comm_free(&m->comm[g]);
-    if (m->sum_bf16 != MPI_OP_NULL) MPI_Op_free(&m->sum_bf16);
-    if (m->sum_f16 != MPI_OP_NULL) MPI_Op_free(&m->sum_f16);
+  }
+  for (scratch *c = m->scratch, *n; c; c = n) {
+    n = c->next;
+    if (!c->busy || !m->broken) free(c->p); /* a timed-out ring may still write into its chunk */
+    free(c);
   }
   if (m->stage && !m->broken) { /* a timed-out staged collective may still write into it */
     if (m->dev && m->dev->i->host_free) m->dev->i->host_free(m->dev->self, m->stage);
@@ -525,7 +634,6 @@ shardrt_status shardrt__comm_mpi_create(const shardrt__comm_args *a, shardrt__co
   mpi_comm *m = calloc(1, sizeof *m);
   if (!m) return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "mpi backend allocation failed");
   for (int g = 0; g < SHARDRT__GROUP_COUNT_; g++) m->comm[g] = MPI_COMM_NULL;
-  m->sum_bf16 = m->sum_f16 = MPI_OP_NULL;
   m->dev = a->dev;
   m->timeout_s = a->timeout_s;
   const char *dbg = getenv("SHARDRT_DEBUG");
@@ -535,8 +643,6 @@ shardrt_status shardrt__comm_mpi_create(const shardrt__comm_args *a, shardrt__co
   int e = MPI_Comm_dup(base, &m->comm[SHARDRT__GROUP_WORLD]);
   if (e == MPI_SUCCESS) e = MPI_Comm_split(base, rank / gs, rank, &m->comm[SHARDRT__GROUP_SHARD]);
   if (e == MPI_SUCCESS) e = MPI_Comm_split(base, rank % gs, rank, &m->comm[SHARDRT__GROUP_REPLICA]);
-  if (e == MPI_SUCCESS) e = MPI_Op_create(sum16, 1, &m->sum_bf16);
-  if (e == MPI_SUCCESS) e = MPI_Op_create(sum16, 1, &m->sum_f16);
   if (e != MPI_SUCCESS) {
     mpi_destroy(m);
     return mpi_fail(e, "communicator setup");

@@ -61,8 +61,11 @@ shardrt_status shardrt__buf_alloc(shardrt_ctx *ctx, shardrt__buf *b, shardrt__me
   if (ctx->fail_alloc_after >= 0 && ctx->nallocs >= ctx->fail_alloc_after)
     return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "allocation %d of %zu bytes refused (fail_alloc_after=%d)",
                           ctx->nallocs, b->bytes, ctx->fail_alloc_after);
-  shardrt_status rc;
-  if (loc == SHARDRT__LOC_NVME) {
+  shardrt_status rc = SHARDRT_OK;
+  void *kept = shardrt__pool_poolable(b) ? shardrt__pool_take(ctx, b->bytes) : NULL;
+  if (kept) {
+    b->p = kept;
+  } else if (loc == SHARDRT__LOC_NVME) {
     rc = nvme_map(ctx, b, b->bytes);
   } else {
     /* Host-side state comes from the device's pinned allocator when it has
@@ -80,13 +83,17 @@ shardrt_status shardrt__buf_alloc(shardrt_ctx *ctx, shardrt__buf *b, shardrt__me
   ctx->mem[cat] += b->bytes;
   if (model_state(cat) && loc != SHARDRT__LOC_DEVICE) ctx->mem_offloaded += b->bytes;
   ctx->mem_current += b->bytes;
-  if (ctx->mem_current > ctx->mem_peak) ctx->mem_peak = ctx->mem_current;
+  /* What the context holds: in use plus the pool's idle buffers. */
+  uint64_t held = ctx->mem_current + ctx->pool.idle_bytes;
+  if (held > ctx->mem_peak) ctx->mem_peak = held;
+  if (shardrt__pool_poolable(b)) shardrt__pool_note_use(ctx);
   return SHARDRT_OK;
 }
 
 void shardrt__buf_free(shardrt_ctx *ctx, shardrt__buf *b) {
   if (!b || !b->p) return;
-  if (b->loc == SHARDRT__LOC_NVME) munmap(b->p, b->bytes);
+  if (shardrt__pool_poolable(b) && shardrt__pool_put(ctx, b->p, b->bytes)) { /* kept for the next use */
+  } else if (b->loc == SHARDRT__LOC_NVME) munmap(b->p, b->bytes);
   else if (b->loc == SHARDRT__LOC_DEVICE) ctx->dev.i->free(ctx->dev.self, b->p);
   else if (ctx->dev.i->host_free) ctx->dev.i->host_free(ctx->dev.self, b->p);
   else ctx->host.i->free(NULL, b->p);

@@ -174,6 +174,7 @@ void shardrt_ctx_destroy(shardrt_ctx *ctx) {
   free(ctx->units);
   free(ctx->inflight);
   if (!ctx->comm_broken) shardrt__stage_release(ctx);
+  shardrt__pool_release(ctx); /* idle buffers: no collective writes into them */
   for (int i = 0; i < ctx->nmodules; i++) {
     free(ctx->modules[i].name);
     free(ctx->modules[i].cls);
@@ -219,10 +220,11 @@ void shardrt_mem_stats_get(const shardrt_ctx *ctx, shardrt_mem_stats *out) {
   out->model_state = out->params + out->grads + out->master + out->optimizer;
   out->gathered = ctx->mem[SHARDRT__MEM_GATHERED];
   out->offloaded = ctx->mem_offloaded;
-  out->current = ctx->mem_current;
+  out->pooled = ctx->pool.idle_bytes;
+  out->current = ctx->mem_current + ctx->pool.idle_bytes;
   out->peak = ctx->mem_peak;
 }
-void shardrt_mem_stats_reset_peak(shardrt_ctx *ctx) { ctx->mem_peak = ctx->mem_current; }
+void shardrt_mem_stats_reset_peak(shardrt_ctx *ctx) { ctx->mem_peak = ctx->mem_current + ctx->pool.idle_bytes; }
 
 shardrt_status shardrt_trace_start(shardrt_ctx *ctx, const char *path) {
   if (!ctx || !path) return shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "shardrt_trace_start: NULL argument");

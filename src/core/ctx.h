@@ -95,6 +95,18 @@ typedef struct shardrt__unit {
 
 typedef struct shardrt__trace shardrt__trace;
 
+/* Idle transient buffers kept for reuse (src/core/pool.c), oldest first. */
+typedef struct shardrt__pool {
+  struct shardrt__pool_ent {
+    void *p;
+    size_t bytes;
+  } *e;
+  int n, cap_n;
+  uint64_t idle_bytes; /* sum of e[].bytes */
+  uint64_t hw;         /* high-water of transient bytes in use: bounds idle_bytes (2x) */
+  bool read_env, off;  /* SHARDRT_BUFFER_POOL=0: off */
+} shardrt__pool;
+
 struct shardrt_ctx {
   shardrt_plan plan;
   int rank, world, local_rank;
@@ -150,7 +162,8 @@ struct shardrt_ctx {
   shardrt__buf stage_cache[2];
   uint64_t mem[SHARDRT__MEM_COUNT_];
   uint64_t mem_offloaded;
-  uint64_t mem_current, mem_peak;
+  uint64_t mem_current, mem_peak; /* current: in use; peak: of in use + pool.idle_bytes */
+  shardrt__pool pool;
   int fail_alloc_after;
   int nallocs;
   int nvme_seq;
@@ -167,6 +180,15 @@ struct shardrt_ctx {
 shardrt_status shardrt__buf_alloc(shardrt_ctx *ctx, shardrt__buf *b, shardrt__mem_cat cat, shardrt__loc loc,
                                   shardrt_dtype dt, int64_t n);
 void shardrt__buf_free(shardrt_ctx *ctx, shardrt__buf *b);
+/* The transient-buffer pool (pool.c): take returns an idle buffer of exactly
+ * `bytes` or NULL; put keeps a freed one (false: the caller frees it);
+ * note_use records the transient in-use high-water after an allocation;
+ * release frees every idle buffer (teardown). */
+bool shardrt__pool_poolable(const shardrt__buf *b);
+void *shardrt__pool_take(shardrt_ctx *ctx, size_t bytes);
+bool shardrt__pool_put(shardrt_ctx *ctx, void *p, size_t bytes);
+void shardrt__pool_note_use(shardrt_ctx *ctx);
+void shardrt__pool_release(shardrt_ctx *ctx);
 /* Frees the kept staging buffers (context teardown). */
 void shardrt__stage_release(shardrt_ctx *ctx);
 shardrt_status shardrt__buf_zero(shardrt_ctx *ctx, shardrt__buf *b);
