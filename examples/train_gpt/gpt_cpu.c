@@ -10,16 +10,23 @@
 #include "gpt_cpu_ops.h"
 
 /* Every activation array, in one table so init and free cannot disagree. */
+/* S: per-layer slots (L, or 1 under recompute); residual3 is the
+ * checkpoint and always has L. */
 #define ACT_FIELDS(X)                                                                        \
-  X(encoded, BTC) X(ln1, L *BTC) X(ln1_mean, L *BT) X(ln1_rstd, L *BT) X(qkv, L *BTC * 3)   \
-  X(att, L *B *NH *T *T) X(atty, L *BTC) X(attproj, L *BTC) X(residual2, L *BTC)             \
-  X(ln2, L *BTC) X(ln2_mean, L *BT) X(ln2_rstd, L *BT) X(fch, L *BTC * 4)                   \
-  X(fch_gelu, L *BTC * 4) X(fcproj, L *BTC) X(residual3, L *BTC) X(lnf, BTC) X(lnf_mean, BT) \
+  X(encoded, BTC) X(ln1, S *BTC) X(ln1_mean, S *BT) X(ln1_rstd, S *BT) X(qkv, S *BTC * 3)   \
+  X(att, S *B *NH *T *T) X(atty, S *BTC) X(attproj, S *BTC) X(residual2, S *BTC)             \
+  X(ln2, S *BTC) X(ln2_mean, S *BT) X(ln2_rstd, S *BT) X(fch, S *BTC * 4)                   \
+  X(fch_gelu, S *BTC * 4) X(fcproj, S *BTC) X(residual3, L *BTC) X(lnf, BTC) X(lnf_mean, BT) \
   X(lnf_rstd, BT) X(probs, BT *V) X(losses, BT) X(dresidual, BTC) X(dbuf_c, BTC)             \
   X(dbuf_c2, BTC) X(dqkv, BTC * 3) X(dfch, BTC * 4) X(dfch2, BTC * 4) X(datt, T *T)          \
   X(dpre, T *T)
 
 int gpt_cpu_acts_init(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, char *err, size_t errlen) {
+  return gpt_cpu_acts_init_ex(a, cfg, B, T, NULL, err, errlen);
+}
+
+int gpt_cpu_acts_init_ex(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, const gpt_cpu_options *opt,
+                         char *err, size_t errlen) {
   memset(a, 0, sizeof *a);
   if (gpt_config_validate(cfg, err, errlen) != 0) return -1;
   if (B < 1 || T < 1 || T > cfg->seq_len) {
@@ -38,7 +45,11 @@ int gpt_cpu_acts_init(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, char
   a->cfg = *cfg;
   a->B = B;
   a->T = T;
+  a->recompute = opt && opt->recompute;
+  a->slot_layer = -1;
+  const int64_t S = a->recompute ? 1 : L;
 #define ALLOC(f, n)                                                                      \
+  a->bytes += (size_t)(n) * sizeof(float);                                               \
   if (!(a->f = malloc((size_t)(n) * sizeof(float)))) {                                   \
     snprintf(err, errlen, "out of host memory for activation '%s' (%lld floats, B=%d T=%d)", \
              #f, (long long)(n), B, T);                                                   \
@@ -58,8 +69,8 @@ void gpt_cpu_acts_free(gpt_cpu_acts *a) {
   memset(a, 0, sizeof *a);
 }
 
-/* Per-layer slice of an (L, ...) activation. */
-#define LAYER(a, f, per) ((a)->f + (size_t)(layer) * (per))
+/* The slot of a per-layer activation that holds `layer`. */
+#define LAYER(a, f, per) ((a)->f + (size_t)((a)->recompute ? 0 : (layer)) * (per))
 
 int gpt_cpu_embed_forward(gpt_cpu_acts *a, const float *const *p, const int *tokens) {
   const int B = a->B, T = a->T, C = a->cfg.n_embd, V = a->cfg.vocab;
@@ -98,7 +109,7 @@ void gpt_cpu_block_forward(gpt_cpu_acts *a, const float *const *p, int layer) {
   float *res2 = LAYER(a, residual2, BTC);
   float *ln2 = LAYER(a, ln2, BTC), *ln2_mean = LAYER(a, ln2_mean, BT), *ln2_rstd = LAYER(a, ln2_rstd, BT);
   float *fch = LAYER(a, fch, 4 * BTC), *fch_gelu = LAYER(a, fch_gelu, 4 * BTC);
-  float *fcproj = LAYER(a, fcproj, BTC), *res3 = LAYER(a, residual3, BTC);
+  float *fcproj = LAYER(a, fcproj, BTC), *res3 = a->residual3 + (size_t)layer * BTC;
 
   gpt_layernorm_forward(ln1, ln1_mean, ln1_rstd, res, P(GPT_LN1_W), P(GPT_LN1_B), BT, C);
   gpt_matmul_forward(qkv, ln1, P(GPT_QKV_W), P(GPT_QKV_B), BT, C, 3 * C);
@@ -110,6 +121,7 @@ void gpt_cpu_block_forward(gpt_cpu_acts *a, const float *const *p, int layer) {
   gpt_gelu_forward(fch_gelu, fch, (int)(4 * BTC));
   gpt_matmul_forward(fcproj, fch_gelu, P(GPT_FCPROJ_W), P(GPT_FCPROJ_B), BT, 4 * C, C);
   gpt_residual_forward(res3, res2, fcproj, (int)BTC);
+  a->slot_layer = layer;
 #undef P
 }
 
@@ -173,6 +185,10 @@ void gpt_cpu_block_backward(gpt_cpu_acts *a, const float *const *p, float *const
   const size_t BTC = (size_t)BT * C;
 #define P(x) p[gpt_pid_layer(c, layer, x)]
 #define G(x) g[gpt_pid_layer(c, layer, x)]
+  /* Under recompute the slot holds another layer (except for the last
+   * block, whose forward has just run): re-run this block's forward from
+   * its kept input. It rewrites residual3[layer] with the same bits. */
+  if (a->recompute && a->slot_layer != layer) gpt_cpu_block_forward(a, p, layer);
   const float *res = block_input(a, layer);
   const float *ln1 = LAYER(a, ln1, BTC), *ln1_mean = LAYER(a, ln1_mean, BT), *ln1_rstd = LAYER(a, ln1_rstd, BT);
   const float *qkv = LAYER(a, qkv, 3 * BTC), *att = LAYER(a, att, (size_t)B * NH * T * T);
