@@ -9,17 +9,16 @@
 
 #include "gpt_cpu_ops.h"
 
-/* Every activation array, in one table so init and free cannot disagree. */
-/* S: per-layer slots (L, or 1 under recompute); residual3 is the
+/* Every activation array, in one table so init and free cannot disagree.
+ * S: per-layer slots (L, or 1 under recompute); residual3 is the
  * checkpoint and always has L. */
-#define ACT_FIELDS(X)                                                                        \
-  X(encoded, BTC) X(ln1, S *BTC) X(ln1_mean, S *BT) X(ln1_rstd, S *BT) X(qkv, S *BTC * 3)   \
-  X(att, S *B *NH *T *T) X(atty, S *BTC) X(attproj, S *BTC) X(residual2, S *BTC)             \
-  X(ln2, S *BTC) X(ln2_mean, S *BT) X(ln2_rstd, S *BT) X(fch, S *BTC * 4)                   \
-  X(fch_gelu, S *BTC * 4) X(fcproj, S *BTC) X(residual3, L *BTC) X(lnf, BTC) X(lnf_mean, BT) \
-  X(lnf_rstd, BT) X(probs, BT *V) X(losses, BT) X(dresidual, BTC) X(dbuf_c, BTC)             \
-  X(dbuf_c2, BTC) X(dqkv, BTC * 3) X(dfch, BTC * 4) X(dfch2, BTC * 4) X(datt, T *T)          \
-  X(dpre, T *T)
+#define ACT_FIELDS(X)                                                                          \
+  X(encoded, BTC) X(ln1, S *BTC) X(ln1_mean, S *BT) X(ln1_rstd, S *BT) X(qkv, S *BTC * 3)     \
+  X(att_stats, S *B *NH *T * 2) X(atty, S *BTC) X(residual2, S *BTC) X(ln2, S *BTC)            \
+  X(ln2_mean, S *BT) X(ln2_rstd, S *BT) X(fch, S *BTC * 4) X(fch_gelu, S *BTC * 4)             \
+  X(residual3, L *BTC) X(lnf, BTC) X(lnf_mean, BT) X(lnf_rstd, BT) X(probs, BT *V) X(losses, BT) \
+  X(dresidual, BTC) X(dbuf_c, BTC) X(dbuf_c2, BTC) X(dqkv, BTC * 3) X(dfch, BTC * 4)           \
+  X(dfch2, BTC * 4) X(att_p, GPT_ATT_ROWS *T) X(att_dp, GPT_ATT_ROWS *T)
 
 int gpt_cpu_acts_init(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, char *err, size_t errlen) {
   return gpt_cpu_acts_init_ex(a, cfg, B, T, NULL, err, errlen);
@@ -104,23 +103,20 @@ void gpt_cpu_block_forward(gpt_cpu_acts *a, const float *const *p, int layer) {
 #define P(x) p[gpt_pid_layer(c, layer, x)]
   const float *res = block_input(a, layer);
   float *ln1 = LAYER(a, ln1, BTC), *ln1_mean = LAYER(a, ln1_mean, BT), *ln1_rstd = LAYER(a, ln1_rstd, BT);
-  float *qkv = LAYER(a, qkv, 3 * BTC), *att = LAYER(a, att, (size_t)B * NH * T * T);
-  float *atty = LAYER(a, atty, BTC), *attproj = LAYER(a, attproj, BTC);
-  float *res2 = LAYER(a, residual2, BTC);
+  float *qkv = LAYER(a, qkv, 3 * BTC), *st = LAYER(a, att_stats, (size_t)B * NH * T * 2);
+  float *atty = LAYER(a, atty, BTC), *res2 = LAYER(a, residual2, BTC);
   float *ln2 = LAYER(a, ln2, BTC), *ln2_mean = LAYER(a, ln2_mean, BT), *ln2_rstd = LAYER(a, ln2_rstd, BT);
   float *fch = LAYER(a, fch, 4 * BTC), *fch_gelu = LAYER(a, fch_gelu, 4 * BTC);
-  float *fcproj = LAYER(a, fcproj, BTC), *res3 = a->residual3 + (size_t)layer * BTC;
+  float *res3 = a->residual3 + (size_t)layer * BTC;
 
   gpt_layernorm_forward(ln1, ln1_mean, ln1_rstd, res, P(GPT_LN1_W), P(GPT_LN1_B), BT, C);
   gpt_matmul_forward(qkv, ln1, P(GPT_QKV_W), P(GPT_QKV_B), BT, C, 3 * C);
-  gpt_attention_forward(atty, att, qkv, B, T, C, NH);
-  gpt_matmul_forward(attproj, atty, P(GPT_ATTPROJ_W), P(GPT_ATTPROJ_B), BT, C, C);
-  gpt_residual_forward(res2, res, attproj, (int)BTC);
+  gpt_attention_forward(atty, st, a->att_p, qkv, B, T, C, NH);
+  gpt_matmul_residual_forward(res2, res, atty, P(GPT_ATTPROJ_W), P(GPT_ATTPROJ_B), BT, C, C);
   gpt_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, P(GPT_LN2_W), P(GPT_LN2_B), BT, C);
   gpt_matmul_forward(fch, ln2, P(GPT_FC_W), P(GPT_FC_B), BT, C, 4 * C);
   gpt_gelu_forward(fch_gelu, fch, (int)(4 * BTC));
-  gpt_matmul_forward(fcproj, fch_gelu, P(GPT_FCPROJ_W), P(GPT_FCPROJ_B), BT, 4 * C, C);
-  gpt_residual_forward(res3, res2, fcproj, (int)BTC);
+  gpt_matmul_residual_forward(res3, res2, fch_gelu, P(GPT_FCPROJ_W), P(GPT_FCPROJ_B), BT, 4 * C, C);
   a->slot_layer = layer;
 #undef P
 }
@@ -139,25 +135,7 @@ int gpt_cpu_head_forward(gpt_cpu_acts *a, const float *const *p, const int *targ
   gpt_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, res, p[gpt_pid_lnf_w(c)],
                         p[gpt_pid_lnf_b(c)], BT, C);
   gpt_matmul_forward(a->probs, a->lnf, p[gpt_pid_head(c)], NULL, BT, C, V);
-  double sum = 0.0;
-  for (int i = 0; i < BT; i++) {
-    float *row = a->probs + (size_t)i * V;
-    float mx = row[0];
-    for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-    /* loss = log-sum-exp - target logit, not -log(prob): finite even when
-     * the target's probability underflows */
-    const float logit_t = row[targets[i]];
-    double z = 0.0;
-    for (int v = 0; v < V; v++) {
-      row[v] = expf(row[v] - mx);
-      z += row[v];
-    }
-    float inv = (float)(1.0 / z);
-    a->losses[i] = (float)(log(z) + mx - logit_t);
-    for (int v = 0; v < V; v++) row[v] *= inv;
-    sum += a->losses[i];
-  }
-  *loss_sum = sum;
+  *loss_sum = gpt_crossentropy_forward(a->probs, a->losses, targets, BT, V);
   return 0;
 }
 
@@ -191,7 +169,7 @@ void gpt_cpu_block_backward(gpt_cpu_acts *a, const float *const *p, float *const
   if (a->recompute && a->slot_layer != layer) gpt_cpu_block_forward(a, p, layer);
   const float *res = block_input(a, layer);
   const float *ln1 = LAYER(a, ln1, BTC), *ln1_mean = LAYER(a, ln1_mean, BT), *ln1_rstd = LAYER(a, ln1_rstd, BT);
-  const float *qkv = LAYER(a, qkv, 3 * BTC), *att = LAYER(a, att, (size_t)B * NH * T * T);
+  const float *qkv = LAYER(a, qkv, 3 * BTC), *st = LAYER(a, att_stats, (size_t)B * NH * T * 2);
   const float *atty = LAYER(a, atty, BTC), *res2 = LAYER(a, residual2, BTC);
   const float *ln2 = LAYER(a, ln2, BTC), *ln2_mean = LAYER(a, ln2_mean, BT), *ln2_rstd = LAYER(a, ln2_rstd, BT);
   const float *fch = LAYER(a, fch, 4 * BTC), *fch_gelu = LAYER(a, fch_gelu, 4 * BTC);
@@ -207,7 +185,7 @@ void gpt_cpu_block_backward(gpt_cpu_acts *a, const float *const *p, float *const
   /* res2 = res + attn(ln1(res)) */
   gpt_matmul_backward(a->dbuf_c, G(GPT_ATTPROJ_W), G(GPT_ATTPROJ_B), dres, atty, P(GPT_ATTPROJ_W),
                       BT, C, C);
-  gpt_attention_backward(a->dqkv, a->datt, a->dpre, a->dbuf_c, qkv, att, B, T, C, NH);
+  gpt_attention_backward(a->dqkv, a->att_p, a->att_dp, a->dbuf_c, qkv, st, B, T, C, NH);
   gpt_matmul_backward(a->dbuf_c2, G(GPT_QKV_W), G(GPT_QKV_B), a->dqkv, ln1, P(GPT_QKV_W), BT, C, 3 * C);
   gpt_layernorm_backward(dres, G(GPT_LN1_W), G(GPT_LN1_B), a->dbuf_c2, res, P(GPT_LN1_W), ln1_mean,
                          ln1_rstd, BT, C);

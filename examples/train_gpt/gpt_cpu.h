@@ -42,14 +42,12 @@ typedef struct gpt_cpu_acts {
   float *encoded;                    /* (B,T,C) residual entering block 0 */
   float *ln1, *ln1_mean, *ln1_rstd;  /* (S,B,T,C), (S,B,T), (S,B,T) */
   float *qkv;                        /* (S,B,T,3C) */
-  float *att;                        /* (S,B,NH,T,T) softmax output, 0 above the diagonal */
+  float *att_stats;                  /* (S,B,NH,T,2) softmax row max and 1/sum (gpt_cpu_ops.h) */
   float *atty;                       /* (S,B,T,C) attention output before c_proj */
-  float *attproj;                    /* (S,B,T,C) */
-  float *residual2;                  /* (S,B,T,C) = residual in + attproj */
+  float *residual2;                  /* (S,B,T,C) = residual in + c_proj(atty) */
   float *ln2, *ln2_mean, *ln2_rstd;
   float *fch, *fch_gelu;             /* (S,B,T,4C) */
-  float *fcproj;                     /* (S,B,T,C) */
-  float *residual3;                  /* (L,B,T,C) = residual2 + fcproj: block output (always kept) */
+  float *residual3;                  /* (L,B,T,C) = residual2 + mlp c_proj: block output (always kept) */
   float *lnf, *lnf_mean, *lnf_rstd;  /* (B,T,C), (B,T), (B,T) */
   float *probs;                      /* (B,T,V) softmax; backward turns it into dlogits */
   float *losses;                     /* (B,T) per-token cross-entropy */
@@ -58,7 +56,7 @@ typedef struct gpt_cpu_acts {
   float *dbuf_c, *dbuf_c2;           /* (B,T,C) */
   float *dqkv;                       /* (B,T,3C) */
   float *dfch, *dfch2;               /* (B,T,4C) */
-  float *datt, *dpre;                /* (T,T) per (b,h) */
+  float *att_p, *att_dp;             /* (GPT_ATT_ROWS,T) attention score blocks */
   char err[256];
 } gpt_cpu_acts;
 
