@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include "gpt_cpu.h"
 
 #include <math.h>
@@ -8,6 +11,45 @@
 #include <string.h>
 
 #include "gpt_cpu_ops.h"
+
+#include <sched.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Weak, so a BLAS without it links (its threads are then its own business). */
+extern void openblas_set_num_threads(int n) __attribute__((weak));
+
+int gpt_cpu_set_threads(int ranks_on_host, char *why, size_t whylen) {
+  const char *omp = getenv("OMP_NUM_THREADS"), *ob = getenv("OPENBLAS_NUM_THREADS");
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (online < 1) online = 1;
+  int n, bound = 0;
+#ifdef CPU_COUNT
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < online) bound = CPU_COUNT(&set);
+#endif
+  if (omp && atoi(omp) >= 1) {
+    n = atoi(omp);
+    snprintf(why, whylen, "%d (OMP_NUM_THREADS)", n);
+    return n;
+  }
+  if (bound) {
+    n = bound;
+    snprintf(why, whylen, "%d (the CPUs this rank is bound to)", n);
+  } else {
+    if (ranks_on_host < 1) ranks_on_host = 1;
+    n = (int)(online / ranks_on_host);
+    if (n < 1) n = 1;
+    snprintf(why, whylen, "%d (%ld CPUs / %d rank(s) on this host)", n, online, ranks_on_host);
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  if (!ob && openblas_set_num_threads) openblas_set_num_threads(n);
+  return n;
+}
 
 /* Every activation array, in one table so init and free cannot disagree.
  * S: per-layer slots (L, or 1 under recompute); residual3 is the
@@ -57,6 +99,10 @@ int gpt_cpu_acts_init_ex(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, c
   }
   ACT_FIELDS(ALLOC)
 #undef ALLOC
+  /* touch every page now, so no training step takes the page faults */
+#define TOUCH(f, n) memset(a->f, 0, (size_t)(n) * sizeof(float));
+  ACT_FIELDS(TOUCH)
+#undef TOUCH
   return 0;
 }
 

@@ -68,6 +68,17 @@ int gpt_cpu_acts_init_ex(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, c
                          char *err, size_t errlen);
 void gpt_cpu_acts_free(gpt_cpu_acts *a); /* NULL-safe, idempotent */
 
+/* Threads for the CPU model within this process: OpenMP's team for the
+ * elementwise passes and OpenBLAS's for the products. ranks_on_host: how
+ * many ranks share this host. OMP_NUM_THREADS, when set, decides (OpenMP
+ * and OpenBLAS read it themselves; OPENBLAS_NUM_THREADS likewise for
+ * OpenBLAS). Otherwise: the CPUs this process may run on when it is bound
+ * to fewer than the host has, else the host's CPUs divided among its ranks
+ * (at least 1): one thread per rank when the ranks fill the machine.
+ * Results do not depend on the count (gpt_cpu_ops.c). Returns the count;
+ * why: a short reason for the banner. */
+int gpt_cpu_set_threads(int ranks_on_host, char *why, size_t whylen);
+
 /* ---- stages (forward: embed, block 0..L-1, head; backward: the reverse) ---- */
 
 /* tokens: (B,T) ids in [0, vocab). Returns -1 (message in a->err) on a bad id. */

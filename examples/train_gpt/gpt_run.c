@@ -90,6 +90,9 @@ shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *re
     /* fsdp_activation_checkpointing: keep each block's input, recompute
      * the rest of the block in its backward (gpt_cpu.h) */
     gpt_cpu_options co = {.recompute = recompute};
+    const int hosts = shardrt_num_hosts(ctx) > 0 ? shardrt_num_hosts(ctx) : 1;
+    const int world = shardrt_world_size(ctx);
+    r->threads = gpt_cpu_set_threads((world + hosts - 1) / hosts, r->threads_note, sizeof r->threads_note);
     if (gpt_cpu_acts_init_ex(&r->cpu, &reg->cfg, B, T, &co, err, sizeof err))
       return model_error(r, SHARDRT_ERR_OUT_OF_MEMORY, err);
     r->act_bytes = r->cpu.bytes;

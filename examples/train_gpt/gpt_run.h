@@ -33,6 +33,8 @@ typedef struct gpt_run {
   gpt_cpu_acts cpu;
   struct gpt_cuda *gpu;
   double stage_time_s;  /* compute time of the last micro-batch (cpu) */
+  int threads;              /* cpu: threads per rank (gpt_cpu_set_threads) */
+  char threads_note[96];    /* cpu: the count and why, for the banner */
   size_t act_bytes;     /* activation memory held for the micro-batch (cpu; 0: not known) */
   char err[512];        /* model-side error; empty when the runtime raised it */
 } gpt_run;

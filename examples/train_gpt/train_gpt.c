@@ -284,6 +284,7 @@ int main(int argc, char **argv) {
     char note[320];
     gpt_blas_note(note, sizeof note);
     printf("train_gpt: %s\n", note);
+    if (!run.cuda) printf("train_gpt: CPU threads per rank: %s\n", run.threads_note);
   }
 
   const double global_tokens = (double)o.global_batch * T;
