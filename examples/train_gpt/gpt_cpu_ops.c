@@ -7,7 +7,8 @@
  * the baseline does not, so every clone gives the same bits. Loops over
  * rows are split across OpenMP threads (when built with OpenMP) only in
  * ways that keep each output's order of operations, so results do not
- * depend on the thread count either. */
+ * depend on the thread count either. Chunks are handed out dynamically: on
+ * a shared machine a preempted thread then delays only its own chunk. */
 #include "gpt_cpu_ops.h"
 
 #include <cblas.h>
@@ -105,7 +106,7 @@ GPT_VEC static void ln_fwd_rows(float *out, float *mean, float *rstd, const floa
 void gpt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int N, int C) {
   const int rows = C >= CHUNK ? 1 : CHUNK / C, nch = (N + rows - 1) / rows;
-  GPT_OMP("omp parallel for schedule(static) if (nch > 1)")
+  GPT_OMP("omp parallel for schedule(dynamic) if (nch > 1)")
   for (int ch = 0; ch < nch; ch++) {
     int r0 = ch * rows, r1 = r0 + rows < N ? r0 + rows : N;
     ln_fwd_rows(out, mean, rstd, inp, w, b, r0, r1, C);
@@ -162,12 +163,12 @@ void gpt_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
   const int cols = 64, ncc = (C + cols - 1) / cols;
   GPT_OMP("omp parallel")
   {
-    GPT_OMP("omp for schedule(static) nowait")
+    GPT_OMP("omp for schedule(dynamic) nowait")
     for (int ch = 0; ch < nch; ch++) {
       int r0 = ch * rows, r1 = r0 + rows < N ? r0 + rows : N;
       ln_bwd_rows(dinp, dout, inp, w, mean, rstd, r0, r1, C);
     }
-    GPT_OMP("omp for schedule(static)")
+    GPT_OMP("omp for schedule(dynamic)")
     for (int cc = 0; cc < ncc; cc++) {
       int c0 = cc * cols, c1 = c0 + cols < C ? c0 + cols : C;
       ln_bwd_params(dw, db, dout, inp, mean, rstd, N, C, c0, c1);
@@ -251,7 +252,7 @@ GPT_VEC static void gelu_bwd_range(float *dinp, const float *inp, const float *d
 
 void gpt_gelu_forward(float *out, const float *inp, int n) {
   const int nch = (n + CHUNK - 1) / CHUNK;
-  GPT_OMP("omp parallel for schedule(static) if (nch > 1)")
+  GPT_OMP("omp parallel for schedule(dynamic) if (nch > 1)")
   for (int ch = 0; ch < nch; ch++) {
     int lo = ch * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
     gelu_fwd_range(out + lo, inp + lo, len);
@@ -260,7 +261,7 @@ void gpt_gelu_forward(float *out, const float *inp, int n) {
 
 void gpt_gelu_backward(float *dinp, const float *inp, const float *dout, int n) {
   const int nch = (n + CHUNK - 1) / CHUNK;
-  GPT_OMP("omp parallel for schedule(static) if (nch > 1)")
+  GPT_OMP("omp parallel for schedule(dynamic) if (nch > 1)")
   for (int ch = 0; ch < nch; ch++) {
     int lo = ch * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
     gelu_bwd_range(dinp + lo, inp + lo, dout + lo, len);
@@ -303,7 +304,7 @@ GPT_VEC static double xent_rows(float *logits, float *losses, const int *targets
 
 double gpt_crossentropy_forward(float *logits, float *losses, const int *targets, int N, int V) {
   const int rows = V >= CHUNK ? 1 : CHUNK / V, nch = (N + rows - 1) / rows;
-  GPT_OMP("omp parallel for schedule(static) if (nch > 1)")
+  GPT_OMP("omp parallel for schedule(dynamic) if (nch > 1)")
   for (int ch = 0; ch < nch; ch++) {
     int r0 = ch * rows, r1 = r0 + rows < N ? r0 + rows : N;
     xent_rows(logits, losses, targets, r0, r1, V);
