@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Makes the bundled tokenized sample: examples/data/corpus_bpe/shard_00{0,1}.bin.
+"""Makes the bundled tokenized sample: examples/data/corpus_bpe/shard_00{0,1}.bin
+and the tokenizer that decodes it, corpus_bpe/tokenizer.bin.
 
 No GPT-2 tokenizer is available offline, so this learns its own byte-pair
 merges (256 byte tokens + MERGES merges, most frequent pair first, within
@@ -74,6 +75,25 @@ def write_shard(path, toks):
         f.write(struct.pack(f"<{len(toks)}H", *toks))
 
 
+def write_tokenizer(path, merges):
+    """llm.c's tokenizer.bin (llmc/tokenizer.h reads it; train_gpt --sample
+    decodes with it): 256 little-endian uint32 of header (magic 20240328,
+    version 2, vocab size, EOT id: this BPE has no end-of-text token, so the
+    vocab size, an id no token has), then per token a uint8 length and its
+    bytes. Token 256 + k is the concatenation of merge k's pair."""
+    pieces = [bytes([b]) for b in range(256)]
+    for a, b in merges:
+        pieces.append(pieces[a] + pieces[b])
+    if max(len(p) for p in pieces) > 255:
+        raise SystemExit("a token is longer than 255 bytes: llm.c's format cannot hold it")
+    header = [0] * 256
+    header[0], header[1], header[2], header[3] = 20240328, 2, len(pieces), len(pieces)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<256I", *header))
+        for p in pieces:
+            f.write(bytes([len(p)]) + p)
+
+
 def main():
     text = open(os.path.join(HERE, "corpus.txt"), "rb").read()[:SAMPLE]
     words = collections.Counter(tuple(w) for w in re.findall(rb"\s*\S+|\s+", text))
@@ -84,6 +104,7 @@ def main():
     half = len(toks) // 2
     write_shard(os.path.join(out, "shard_000.bin"), toks[:half])
     write_shard(os.path.join(out, "shard_001.bin"), toks[half:])
+    write_tokenizer(os.path.join(out, "tokenizer.bin"), merges)
     print(f"{len(text)} bytes -> {len(toks)} tokens, vocab {256 + len(merges)}, max id {max(toks)}")
 
 

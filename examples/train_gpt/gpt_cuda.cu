@@ -66,6 +66,10 @@ static int matmul_backward(gpt_cuda *m, float *dinp, float *dw, float *db, const
   return 0;
 }
 
+/* ints of the batch buffer for BT tokens: tokens, targets, the positions
+ * sorted by token, the distinct tokens, and their nuniq + 1 segment starts */
+#define BATCH_INTS(BT) ((size_t)(BT) * 5 + 1)
+
 /* ---- lifetime ---- */
 
 extern "C" int gpt_cuda_device_count(void) {
@@ -82,7 +86,7 @@ extern "C" void gpt_cuda_options_default(gpt_cuda_options *o) {
   o->compute = SHARDRT_F32;
 }
 
-/* Activations of the fp32 path the bf16 path also keeps in fp32: the
+/* Activations of the fp32 path the bf16/fp16 paths also keep in fp32: the
  * residual stream, LayerNorm statistics, per-token losses and the fp32
  * backward buffers (LayerNorm backward reads and writes fp32). */
 static bool lp_keeps(const char *field) {
@@ -104,14 +108,12 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
                                   const gpt_cuda_options *opt, char *err, size_t errlen) {
   *out = NULL;
   if (gpt_config_validate(cfg, err, errlen) != 0) return -1;
-  if (opt->compute != SHARDRT_F32 && opt->compute != SHARDRT_BF16) {
-    snprintf(err, errlen, "GPU compute dtype %s is not supported (allowed: fp32, bf16)",
-             opt->compute == SHARDRT_F16 ? "fp16" : "(unknown)");
+  if (opt->compute != SHARDRT_F32 && opt->compute != SHARDRT_BF16 && opt->compute != SHARDRT_F16) {
+    snprintf(err, errlen, "GPU compute dtype %d is not supported (allowed: fp32, bf16, fp16)", (int)opt->compute);
     return -1;
   }
-  if ((opt->recompute || opt->flash_attention) && opt->compute != SHARDRT_BF16) {
-    snprintf(err, errlen, "%s is implemented by the bf16 path only",
-             opt->recompute ? "activation checkpointing (recompute)" : "flash attention");
+  if (opt->flash_attention && opt->compute == SHARDRT_F32) {
+    snprintf(err, errlen, "flash attention is implemented by the bf16 and fp16 paths only (compute dtype is fp32)");
     return -1;
   }
   if (opt->flash_attention && !gpt_flash_supported(cfg->n_embd / cfg->n_head, cfg->n_embd)) {
@@ -120,7 +122,8 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
     return -1;
   }
   if (opt->tf32 && opt->compute != SHARDRT_F32) {
-    snprintf(err, errlen, "TF32 applies to fp32 compute only (compute dtype is bf16)");
+    snprintf(err, errlen, "TF32 applies to fp32 compute only (compute dtype is %s)",
+             opt->compute == SHARDRT_F16 ? "fp16" : "bf16");
     return -1;
   }
   if (B < 1 || T < 1 || T > cfg->seq_len) {
@@ -128,11 +131,12 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
              B, T, cfg->seq_len);
     return -1;
   }
-  const long long L = cfg->n_layer, NH = cfg->n_head, V = cfg->vocab;
-  const long long BT = (long long)B * T, BTC = BT * cfg->n_embd;
-  const long long VL = opt->compute == SHARDRT_BF16 ? gpt_padded_vocab(cfg->vocab) : V; /* logits row */
-  const long long TT = opt->flash_attention ? 0 : (long long)B * NH * T * T;             /* scores */
-  if (BTC * 4 > INT32_MAX || BT * VL > INT32_MAX || TT > INT32_MAX) {
+  /* the sizes ACT_FIELDS uses */
+  const long long L = cfg->n_layer, LA = opt->recompute ? 1 : L, NH = cfg->n_head, C = cfg->n_embd;
+  const long long BT = (long long)B * T, BTC = BT * C, BNH = (long long)B * NH;
+  const long long Vp = gpt_padded_vocab(cfg->vocab); /* logits row, every path */
+  const long long TT = opt->flash_attention ? 0 : BNH * T * T; /* scores */
+  if (BTC * 4 > INT32_MAX || BT * Vp > INT32_MAX || TT > INT32_MAX) {
     snprintf(err, errlen, "batch B=%d x T=%d is too large for this model on the GPU (element counts must be < 2^31)",
              B, T);
     return -1;
@@ -148,8 +152,13 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
   m->T = T;
   m->stream = (cudaStream_t)stream;
   cudaError_t e = cudaSuccess;
+  m->host_count = (int *)malloc(((size_t)cfg->vocab + 1) * sizeof(int));
+  if (!m->host_count) {
+    snprintf(err, errlen, "out of host memory for the embedding backward's counts (%d tokens)", cfg->vocab);
+    goto fail;
+  }
   if ((e = cudaMallocHost((void **)&m->host_losses, (size_t)BT * sizeof(float))) != cudaSuccess ||
-      (e = cudaMallocHost((void **)&m->host_batch, (size_t)BT * 2 * sizeof(int))) != cudaSuccess ||
+      (e = cudaMallocHost((void **)&m->host_batch, BATCH_INTS(BT) * sizeof(int))) != cudaSuccess ||
       (e = cudaEventCreateWithFlags(&m->batch_copied, cudaEventDisableTiming)) != cudaSuccess ||
       (e = cudaEventCreateWithFlags(&m->loss_copied, cudaEventDisableTiming)) != cudaSuccess) {
     snprintf(err, errlen, "pinned host buffers for %lld tokens (or their events) could not be created: %s", BT,
@@ -160,20 +169,29 @@ extern "C" int gpt_cuda_create_ex(gpt_cuda **out, const gpt_config *cfg, int B, 
     snprintf(err, errlen, "cuBLAS could not be initialised (no usable GPU or driver?)");
     goto fail;
   }
-  if ((e = cudaMalloc((void **)&m->tokens, (size_t)BT * sizeof(int))) != cudaSuccess ||
-      (e = cudaMalloc((void **)&m->targets, (size_t)BT * sizeof(int))) != cudaSuccess) {
+  if ((e = cudaMalloc((void **)&m->batch_dev, BATCH_INTS(BT) * sizeof(int))) != cudaSuccess) {
     snprintf(err, errlen, "cudaMalloc of the token buffers failed: %s", cudaGetErrorString(e));
     goto fail;
   }
-#define ALLOC(f, n)                                                                              \
-  if ((opt->compute == SHARDRT_F32 || lp_keeps(#f)) &&                                           \
-      (e = cudaMalloc((void **)&m->f, (size_t)(n) * sizeof(float))) != cudaSuccess) {           \
-    snprintf(err, errlen, "cudaMalloc of activation '%s' (%lld floats, B=%d T=%d) failed: %s", #f, \
-             (long long)(n), B, T, cudaGetErrorString(e));                                       \
-    goto fail;                                                                                   \
+  m->tokens = m->batch_dev;
+  m->targets = m->batch_dev + BT;
+  m->emb_order = m->batch_dev + 2 * BT;
+  m->emb_tok = m->batch_dev + 3 * BT;
+  m->emb_seg = m->batch_dev + 4 * BT;
+#define ALLOC(f, k, n)                                                                                         \
+  if ((n) > 0 && (opt->compute == SHARDRT_F32 || lp_keeps(#f)) &&                                               \
+      (e = cudaMalloc((void **)&m->f, (size_t)(k) * gpt_cuda__slot(n) * sizeof(float))) != cudaSuccess) {      \
+    snprintf(err, errlen, "cudaMalloc of activation '%s' (%lld x %lld floats, B=%d T=%d) failed: %s", #f,      \
+             (long long)(k), (long long)(n), B, T, cudaGetErrorString(e));                                     \
+    goto fail;                                                                                                 \
   }
   ACT_FIELDS(ALLOC)
 #undef ALLOC
+  /* the fp32 head's padding rows stay zero: each head forward copies only the V real rows */
+  if (m->w_head_pad && (e = cudaMemset(m->w_head_pad, 0, (size_t)Vp * C * sizeof(float))) != cudaSuccess) {
+    snprintf(err, errlen, "clearing the padded head weight failed: %s", cudaGetErrorString(e));
+    goto fail;
+  }
   if (opt->compute != SHARDRT_F32 && gpt_cuda__lp_create(m, err, errlen)) goto fail;
   *out = m;
   return 0;
@@ -185,12 +203,12 @@ fail:
 
 extern "C" void gpt_cuda_destroy(gpt_cuda *m) {
   if (!m) return;
-#define FREE(f, n) cudaFree(m->f);
+#define FREE(f, k, n) cudaFree(m->f);
   ACT_FIELDS(FREE)
 #undef FREE
   gpt_cuda__lp_destroy(m);
-  cudaFree(m->tokens);
-  cudaFree(m->targets);
+  cudaFree(m->batch_dev);
+  free(m->host_count);
   if (m->blas) cublasDestroy(m->blas);
   if (m->host_losses) cudaFreeHost(m->host_losses);
   if (m->host_batch) cudaFreeHost(m->host_batch);
@@ -220,23 +238,27 @@ extern "C" int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *tar
    * caller's arrays are free on return; the only wait is for the previous
    * batch's copy out of the staging buffer, long finished by now. */
   CK(m, cudaEventSynchronize(m->batch_copied), "previous batch copy");
-  memcpy(m->host_batch, tokens, (size_t)BT * sizeof(int));
-  memcpy(m->host_batch + BT, targets, (size_t)BT * sizeof(int));
-  CK(m, cudaMemcpyAsync(m->tokens, m->host_batch, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream),
-     "token copy");
-  CK(m, cudaMemcpyAsync(m->targets, m->host_batch + BT, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, m->stream),
-     "target copy");
+  int *h = m->host_batch, *order = h + 2 * BT, *tok = h + 3 * BT, *seg = h + 4 * BT;
+  memcpy(h, tokens, (size_t)BT * sizeof(int));
+  memcpy(h + BT, targets, (size_t)BT * sizeof(int));
+  /* the embedding backward's plan: each token's rows summed in a fixed order (gpt_lt.h) */
+  m->nuniq = gpt_embed_plan(tokens, BT, V, m->host_count, order, tok, seg);
+  CK(m, cudaMemcpyAsync(m->batch_dev, h, BATCH_INTS(BT) * sizeof(int), cudaMemcpyHostToDevice, m->stream),
+     "batch copy");
   CK(m, cudaEventRecord(m->batch_copied, m->stream), "batch copy event");
   return 0;
 }
 
 /* ---- stages ---- */
 
-#define LAYER(f, per) (m->f + (size_t)layer * (per))
+/* per-layer tensors (slots of gpt_cuda__slot(per) elements) */
+#define LAYER(f, per) (m->f + (size_t)layer * gpt_cuda__slot(per))
+/* block activations: layer's slot, or slot 0 for all with recompute */
+#define ACT(f, per) (m->f + (size_t)(m->opt.recompute ? 0 : layer) * gpt_cuda__slot(per))
 
 const float *gpt_cuda__lp_block_input(const gpt_cuda *m, int layer) {
   const size_t BTC = (size_t)m->B * m->T * m->cfg.n_embd;
-  return layer == 0 ? m->encoded : m->residual3 + (size_t)(layer - 1) * BTC;
+  return layer == 0 ? m->encoded : m->residual3 + (size_t)(layer - 1) * gpt_cuda__slot(BTC);
 }
 #define block_input gpt_cuda__lp_block_input
 
@@ -272,12 +294,12 @@ extern "C" int gpt_cuda_block_forward(gpt_cuda *m, const float *const *p, int la
   cudaStream_t s = m->stream;
 #define P(x) p[gpt_pid_layer(c, layer, x)]
   const float *res = block_input(m, layer);
-  float *ln1 = LAYER(ln1, BTC), *ln1_mean = LAYER(ln1_mean, BT), *ln1_rstd = LAYER(ln1_rstd, BT);
-  float *qkv = LAYER(qkv, 3 * BTC), *att = LAYER(att, (size_t)B * NH * T * T);
-  float *atty = LAYER(atty, BTC), *attproj = LAYER(attproj, BTC), *res2 = LAYER(residual2, BTC);
-  float *ln2 = LAYER(ln2, BTC), *ln2_mean = LAYER(ln2_mean, BT), *ln2_rstd = LAYER(ln2_rstd, BT);
-  float *fch = LAYER(fch, 4 * BTC), *fch_gelu = LAYER(fch_gelu, 4 * BTC);
-  float *fcproj = LAYER(fcproj, BTC), *res3 = LAYER(residual3, BTC);
+  float *ln1 = ACT(ln1, BTC), *ln1_mean = LAYER(ln1_mean, BT), *ln1_rstd = LAYER(ln1_rstd, BT);
+  float *qkv = ACT(qkv, 3 * BTC), *att = ACT(att, (size_t)B * NH * T * T);
+  float *atty = ACT(atty, BTC), *attproj = ACT(attproj, BTC), *res2 = LAYER(residual2, BTC);
+  float *ln2 = ACT(ln2, BTC), *ln2_mean = LAYER(ln2_mean, BT), *ln2_rstd = LAYER(ln2_rstd, BT);
+  float *fch = ACT(fch, 4 * BTC), *fch_gelu = ACT(fch_gelu, 4 * BTC);
+  float *fcproj = ACT(fcproj, BTC), *res3 = LAYER(residual3, BTC);
 
   CK(m, gpt_k_layernorm_forward(ln1, ln1_mean, ln1_rstd, res, P(GPT_LN1_W), P(GPT_LN1_B), BT, C, s), "ln_1 forward");
   if (matmul_forward(m, qkv, ln1, P(GPT_QKV_W), P(GPT_QKV_B), BT, C, 3 * C)) return -1;
@@ -301,14 +323,24 @@ extern "C" int gpt_cuda_head_forward(gpt_cuda *m, const float *const *p) {
   return loss_copy_start(m);
 }
 
+/* The vocabulary is padded to Vp = gpt_padded_vocab(V) columns as on the
+ * LP paths: the head weight is copied into Vp rows whose padding is zero,
+ * so the product has an even N and every logits row is 256-byte aligned;
+ * the padded logits are 0, masked out of the loss, and get no gradient
+ * (gpt_k_crossentropy_*), so the padding rows' gradient, never computed,
+ * would be 0. Parameters and checkpoints keep V rows. */
 static int head_forward_f32(gpt_cuda *m, const float *const *p) {
   const gpt_config *c = &m->cfg;
-  const int BT = m->B * m->T, C = c->n_embd, V = c->vocab;
+  const int BT = m->B * m->T, C = c->n_embd, V = c->vocab, Vp = gpt_padded_vocab(V);
   CK(m, gpt_k_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, block_input(m, c->n_layer),
                                 p[gpt_pid_lnf_w(c)], p[gpt_pid_lnf_b(c)], BT, C, m->stream),
      "ln_f forward");
-  if (matmul_forward(m, m->probs, m->lnf, p[gpt_pid_head(c)], NULL, BT, C, V)) return -1;
-  CK(m, gpt_k_crossentropy_forward(m->probs, m->losses, m->targets, BT, V, m->stream), "cross-entropy forward");
+  CK(m, cudaMemcpyAsync(m->w_head_pad, p[gpt_pid_head(c)], (size_t)V * C * sizeof(float), cudaMemcpyDeviceToDevice,
+                        m->stream),
+     "stage lm_head weight");
+  if (rm_gemm(m, false, true, BT, Vp, C, 1.0f, m->lnf, C, 0, m->w_head_pad, C, 0, 0.0f, m->probs, Vp, 0, 1))
+    return -1;
+  CK(m, gpt_k_crossentropy_forward(m->probs, m->losses, m->targets, BT, V, Vp, m->stream), "cross-entropy forward");
   return 0;
 }
 
@@ -335,9 +367,12 @@ extern "C" int gpt_cuda_loss_sum(gpt_cuda *m, double *out) {
 extern "C" int gpt_cuda_head_backward(gpt_cuda *m, const float *const *p, float *const *g, float dloss) {
   if (m->lp) return gpt_cuda__lp_head_backward(m, p, g, dloss);
   const gpt_config *c = &m->cfg;
-  const int BT = m->B * m->T, C = c->n_embd, V = c->vocab;
-  CK(m, gpt_k_crossentropy_backward(m->probs, m->targets, dloss, BT, V, m->stream), "cross-entropy backward");
-  if (matmul_backward(m, m->dbuf_c, g[gpt_pid_head(c)], NULL, m->probs, m->lnf, p[gpt_pid_head(c)], BT, C, V))
+  const int BT = m->B * m->T, C = c->n_embd, V = c->vocab, Vp = gpt_padded_vocab(V);
+  CK(m, gpt_k_crossentropy_backward(m->probs, m->targets, dloss, BT, V, Vp, m->stream), "cross-entropy backward");
+  /* dlnf = dlogits W_pad (the padding columns and rows are both 0); dW += dlogits[:, :V]^T lnf */
+  if (rm_gemm(m, false, false, BT, C, Vp, 1.0f, m->probs, Vp, 0, m->w_head_pad, C, 0, 0.0f, m->dbuf_c, C, 0, 1))
+    return -1;
+  if (rm_gemm(m, true, false, V, C, BT, 1.0f, m->probs, Vp, 0, m->lnf, C, 0, 1.0f, g[gpt_pid_head(c)], C, 0, 1))
     return -1;
   CK(m, cudaMemsetAsync(m->dresidual, 0, (size_t)BT * C * sizeof(float), m->stream), "memset");
   CK(m, gpt_k_layernorm_backward(m->dresidual, g[gpt_pid_lnf_w(c)], g[gpt_pid_lnf_b(c)], m->dbuf_c,
@@ -379,12 +414,20 @@ extern "C" int gpt_cuda_block_backward(gpt_cuda *m, const float *const *p, float
 #define P(x) p[gpt_pid_layer(c, layer, x)]
 #define G(x) g[gpt_pid_layer(c, layer, x)]
   const float *res = block_input(m, layer);
-  const float *ln1 = LAYER(ln1, BTC), *ln1_mean = LAYER(ln1_mean, BT), *ln1_rstd = LAYER(ln1_rstd, BT);
-  const float *qkv = LAYER(qkv, 3 * BTC), *att = LAYER(att, (size_t)B * NH * T * T);
-  const float *atty = LAYER(atty, BTC), *res2 = LAYER(residual2, BTC);
-  const float *ln2 = LAYER(ln2, BTC), *ln2_mean = LAYER(ln2_mean, BT), *ln2_rstd = LAYER(ln2_rstd, BT);
-  const float *fch = LAYER(fch, 4 * BTC), *fch_gelu = LAYER(fch_gelu, 4 * BTC);
+  const float *ln1 = ACT(ln1, BTC), *ln1_mean = LAYER(ln1_mean, BT), *ln1_rstd = LAYER(ln1_rstd, BT);
+  const float *qkv = ACT(qkv, 3 * BTC), *att = ACT(att, (size_t)B * NH * T * T);
+  const float *atty = ACT(atty, BTC), *res2 = LAYER(residual2, BTC);
+  const float *ln2 = ACT(ln2, BTC), *ln2_mean = LAYER(ln2_mean, BT), *ln2_rstd = LAYER(ln2_rstd, BT);
+  const float *fch = ACT(fch, 4 * BTC), *fch_gelu = ACT(fch_gelu, 4 * BTC);
   float *dres = m->dresidual;
+
+  /* Activation checkpointing: re-run this block's forward from its saved
+   * input (residual3 of the layer below, or the embedding, neither
+   * rewritten) into the shared slot. The same kernels on the same inputs
+   * at the same alignment: the activations, and this block's residual2 and
+   * residual3 (whose reader, the block above, is done), come out bit for
+   * bit as the forward left them. */
+  if (m->opt.recompute && gpt_cuda_block_forward(m, p, layer)) return -1;
 
   if (matmul_backward(m, m->dfch2, G(GPT_FCPROJ_W), G(GPT_FCPROJ_B), dres, fch_gelu, P(GPT_FCPROJ_W), BT, 4 * C, C))
     return -1;
@@ -406,8 +449,8 @@ extern "C" int gpt_cuda_block_backward(gpt_cuda *m, const float *const *p, float
 }
 
 extern "C" int gpt_cuda_embed_backward(gpt_cuda *m, float *const *g) {
-  CK(m, gpt_k_embed_backward(g[GPT_P_WTE], g[GPT_P_WPE], m->dresidual, m->tokens, m->B, m->T, m->cfg.n_embd,
-                             m->stream),
+  CK(m, gpt_k_embed_backward(g[GPT_P_WTE], g[GPT_P_WPE], m->dresidual, m->emb_order, m->emb_tok, m->emb_seg,
+                             m->nuniq, m->B, m->T, m->cfg.n_embd, m->stream),
      "embedding backward");
   return 0;
 }

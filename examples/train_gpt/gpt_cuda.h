@@ -27,19 +27,25 @@ int gpt_cuda_device_count(void);
 
 /* How the GPU computes. compute = SHARDRT_F32: every tensor fp32 (the CPU
  * path's twin), TF32 tensor cores only when tf32 is set (off by default, as
- * PyTorch's matmul default). compute = SHARDRT_BF16: matrix products on
- * bf16 tensor cores with fp32 accumulation through cuBLASLt (bias and GELU
- * fused in their epilogues), bf16 storage for what feeds a product, fp32
- * residual stream, LayerNorm statistics, softmax sums and parameter
- * gradients; the vocabulary is padded to gpt_padded_vocab() with the
- * padding masked out of the loss. Parameters and gradients cross this API
- * in fp32 in both modes. */
+ * PyTorch's matmul default). compute = SHARDRT_BF16 or SHARDRT_F16: matrix
+ * products on 16-bit tensor cores with fp32 accumulation through cuBLASLt
+ * (bias and GELU fused in their epilogues), 16-bit storage for what feeds
+ * a product, fp32 residual stream, LayerNorm statistics, softmax sums and
+ * parameter gradients. fp16 is bf16's code with the other 16-bit type: it
+ * relies on the runtime's loss scaling (the scale is in the dloss passed
+ * to gpt_cuda_head_backward; an fp16 overflow shows as a non-finite
+ * gradient, which the dynamic scaler skips). On every path the vocabulary
+ * is padded to gpt_padded_vocab() logits columns, the padding masked out
+ * of the loss and given no gradient; parameters (and so checkpoints) keep
+ * the real vocabulary. Parameters and gradients cross this API in fp32. */
 typedef struct gpt_cuda_options {
-  shardrt_dtype compute; /* SHARDRT_F32 (default) or SHARDRT_BF16 */
+  shardrt_dtype compute; /* SHARDRT_F32 (default), SHARDRT_BF16 or SHARDRT_F16 */
   bool tf32;             /* fp32 compute only */
-  bool no_lt_epilogues;  /* bf16: plain products + separate bias/GELU kernels (tests compare both) */
-  bool recompute;        /* bf16: activation checkpointing, each block's forward re-run in its backward */
-  bool flash_attention;  /* bf16: fused flash-style attention (no T x T scores in memory); head size 16/32/64/128 */
+  bool no_lt_epilogues;  /* bf16/fp16: plain products + separate bias/GELU kernels (tests compare both) */
+  bool recompute;        /* activation checkpointing, each block's forward re-run in its backward (every
+                            dtype; the same bits as without it) */
+  bool flash_attention;  /* bf16/fp16: fused flash-style attention (no T x T scores in memory); head size
+                            16/32/64/128 */
 } gpt_cuda_options;
 void gpt_cuda_options_default(gpt_cuda_options *o);
 
@@ -59,7 +65,9 @@ void gpt_cuda_destroy(gpt_cuda *m); /* NULL-safe */
 const char *gpt_cuda_error(const gpt_cuda *m);
 
 /* Copies the host (B,T) token and target ids to the device after checking
- * they are inside the vocabulary. */
+ * they are inside the vocabulary, with the embedding backward's plan (the
+ * positions grouped by token, so the wte gradient is summed in a fixed
+ * order, without atomics: the same batch gives the same bits). */
 int gpt_cuda_set_batch(gpt_cuda *m, const int *tokens, const int *targets);
 
 /* p / g: arrays (indexed by parameter id) of DEVICE fp32 pointers. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- a small JSON reader for config.json: the top-level object's members,
  * each kept as the raw text span of its value (nested values are checked
@@ -279,16 +280,37 @@ int gpt_hf_weights_path(const char *dir, char *path, size_t cap, char *err, size
   struct stat st;
   snprintf(path, cap, "%s/model.safetensors", dir);
   if (stat(path, &st) == 0) return 0;
-  char idx[4200];
-  snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir);
-  if (stat(idx, &st) == 0)
-    snprintf(err, errlen,
-             "'%s' holds a sharded checkpoint (model.safetensors.index.json); train_gpt reads one model.safetensors "
-             "(save it with save_pretrained(dir, max_shard_size=\"100GB\"))",
-             dir);
-  else
-    snprintf(err, errlen, "'%s' has no model.safetensors (a save_pretrained directory with safe_serialization)", dir);
+  /* save_pretrained splits a model above max_shard_size into
+   * model-0000k-of-0000n.safetensors listed by this index; the loader reads
+   * the index and its shards as one file. */
+  snprintf(path, cap, "%s/model.safetensors.index.json", dir);
+  if (stat(path, &st) == 0) return 0;
+  snprintf(err, errlen,
+           "'%s' has neither model.safetensors nor model.safetensors.index.json (a save_pretrained directory with "
+           "safe_serialization)",
+           dir);
   return -1;
+}
+
+/* config.json's object for cfg; dtype is the torch_dtype value, JSON-quoted. */
+static void config_json(FILE *f, const gpt_config *cfg, const char *dtype, const char *indent) {
+  /* train_gpt has no dropout: the exported config says so, so that
+   * fine-tuning it in transformers trains the same function. */
+  fprintf(f,
+          "{\n%s  \"architectures\": [\"GPT2LMHeadModel\"],\n%s  \"model_type\": \"gpt2\",\n%s  \"vocab_size\": %d,\n"
+          "%s  \"n_positions\": %d,\n%s  \"n_embd\": %d,\n%s  \"n_layer\": %d,\n%s  \"n_head\": %d,\n%s  \"n_inner\": null,\n"
+          "%s  \"activation_function\": \"gelu_new\",\n%s  \"layer_norm_epsilon\": 1e-05,\n%s  \"initializer_range\": 0.02,\n"
+          "%s  \"resid_pdrop\": 0.0,\n%s  \"embd_pdrop\": 0.0,\n%s  \"attn_pdrop\": 0.0,\n%s  \"summary_first_dropout\": 0.0,\n"
+          "%s  \"scale_attn_weights\": true,\n%s  \"scale_attn_by_inverse_layer_idx\": false,\n"
+          "%s  \"reorder_and_upcast_attn\": false,\n%s  \"tie_word_embeddings\": false,\n%s  \"use_cache\": true,\n"
+          "%s  \"torch_dtype\": \"%s\"\n%s}",
+          indent, indent, indent, cfg->vocab, indent, cfg->seq_len, indent, cfg->n_embd, indent, cfg->n_layer, indent,
+          cfg->n_head, indent, indent, indent, indent, indent, indent, indent, indent, indent, indent, indent, indent,
+          indent, indent, dtype, indent);
+}
+
+static const char *torch_dtype(shardrt_dtype dt) {
+  return dt == SHARDRT_BF16 ? "bfloat16" : dt == SHARDRT_F16 ? "float16" : "float32";
 }
 
 int gpt_hf_write_config(const char *dir, const gpt_config *cfg, shardrt_dtype dt, char *err, size_t errlen) {
@@ -303,20 +325,59 @@ int gpt_hf_write_config(const char *dir, const gpt_config *cfg, shardrt_dtype dt
     snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
     return -1;
   }
-  const char *tdt = dt == SHARDRT_BF16 ? "bfloat16" : dt == SHARDRT_F16 ? "float16" : "float32";
-  /* train_gpt has no dropout: the exported config says so, so that
-   * fine-tuning it in transformers trains the same function. */
-  fprintf(f,
-          "{\n  \"architectures\": [\"GPT2LMHeadModel\"],\n  \"model_type\": \"gpt2\",\n  \"vocab_size\": %d,\n"
-          "  \"n_positions\": %d,\n  \"n_embd\": %d,\n  \"n_layer\": %d,\n  \"n_head\": %d,\n  \"n_inner\": null,\n"
-          "  \"activation_function\": \"gelu_new\",\n  \"layer_norm_epsilon\": 1e-05,\n  \"initializer_range\": 0.02,\n"
-          "  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n  \"attn_pdrop\": 0.0,\n  \"summary_first_dropout\": 0.0,\n"
-          "  \"scale_attn_weights\": true,\n  \"scale_attn_by_inverse_layer_idx\": false,\n"
-          "  \"reorder_and_upcast_attn\": false,\n  \"tie_word_embeddings\": false,\n  \"use_cache\": true,\n"
-          "  \"torch_dtype\": \"%s\"\n}\n",
-          cfg->vocab, cfg->seq_len, cfg->n_embd, cfg->n_layer, cfg->n_head, tdt);
+  config_json(f, cfg, torch_dtype(dt), "");
+  fputc('\n', f);
   if (fclose(f) != 0) {
     snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') fputc('\\', f);
+    if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", (unsigned char)*s);
+    else fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+static bool to_file(void *arg, const char *param, shardrt_weight_has_fn has, const void *file, char *out, size_t cap,
+                    bool *transpose);
+
+int gpt_hf_write_export_spec(const char *path, const gpt_config *cfg, const char *const *params, int n, char *err,
+                             size_t errlen) {
+  char tmp[4300];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    snprintf(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+    return -1;
+  }
+  fprintf(f, "{\n  \"shardrt_export\": 1,\n  \"weights_file\": \"model.safetensors\",\n"
+             "  \"metadata\": {\"format\": \"pt\"},\n"
+             "  \"dtype_names\": {\"fp32\": \"float32\", \"bf16\": \"bfloat16\", \"fp16\": \"float16\"},\n"
+             "  \"tensors\": {");
+  for (int i = 0; i < n; i++) {
+    char name[512];
+    bool tr = false;
+    to_file(NULL, params[i], NULL, NULL, name, sizeof name, &tr); /* no file: the canonical (untied, prefixed) name */
+    fprintf(f, "%s\n    ", i ? "," : "");
+    json_str(f, params[i]);
+    fprintf(f, ": {\"name\": ");
+    json_str(f, name);
+    fprintf(f, "%s}", tr ? ", \"transpose\": true" : "");
+  }
+  fprintf(f, "\n  },\n  \"files\": {\"config.json\": ");
+  config_json(f, cfg, "{dtype}", "    ");
+  fprintf(f, "}\n}\n");
+  bool ok = !ferror(f);
+  if (fclose(f) != 0) ok = false;
+  if (!ok || rename(tmp, path) != 0) {
+    snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+    remove(tmp);
     return -1;
   }
   return 0;

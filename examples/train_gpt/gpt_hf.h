@@ -20,13 +20,22 @@
  * err. */
 int gpt_hf_read_config(const char *dir, gpt_config *cfg, int *tied, char *err, size_t errlen);
 
-/* Writes the weights file name of DIR into path: DIR/model.safetensors.
- * A sharded DIR (model.safetensors.index.json only) is an error saying so. */
+/* Writes the weights file name of DIR into path: DIR/model.safetensors, or
+ * for a sharded DIR its DIR/model.safetensors.index.json (the load API reads
+ * an index and its shards as one set). Neither is an error. */
 int gpt_hf_weights_path(const char *dir, char *path, size_t cap, char *err, size_t errlen);
 
 /* Creates DIR (if needed) and writes DIR/config.json for cfg, untied head,
  * torch_dtype from dt. Returns 0, or -1 with err. */
 int gpt_hf_write_config(const char *dir, const gpt_config *cfg, shardrt_dtype dt, char *err, size_t errlen);
+
+/* Writes an export spec (src/ckpt/export_spec.h, docs/checkpoints.md) to
+ * path, atomically: for the n registered parameter names, transformers'
+ * names and Conv1D transposes, and config.json for cfg with torch_dtype
+ * left as "{dtype}"; `shardrt merge-weights CKPT OUT --export path` then
+ * writes a directory GPT2LMHeadModel.from_pretrained loads. */
+int gpt_hf_write_export_spec(const char *path, const gpt_config *cfg, const char *const *params, int n, char *err,
+                             size_t errlen);
 
 /* The map between registry names and transformers' names (load and save). */
 shardrt_weight_map gpt_hf_map(void);

@@ -31,11 +31,14 @@ __global__ void embed_forward_kernel(float *out, const int *tokens, const float 
   out[i] = wte[(int64_t)tokens[bt] * C + c] + wpe[(int64_t)t * C + c];
 }
 
-__global__ void embed_backward_wte_kernel(float *dwte, const float *dout, const int *tokens, int BT, int C) {
-  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= (int64_t)BT * C) return;
-  int c = (int)(i % C);
-  atomicAdd(&dwte[(int64_t)tokens[i / C] * C + c], dout[i]);
+/* block (u, channel tile): token tok[u]'s rows summed in ascending position */
+__global__ void embed_backward_wte_kernel(float *dwte, const float *dout, const int *order, const int *tok,
+                                          const int *seg, int C) {
+  const int u = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float acc = 0.0f;
+  for (int i = seg[u]; i < seg[u + 1]; i++) acc += dout[(int64_t)order[i] * C + c];
+  dwte[(int64_t)tok[u] * C + c] += acc;
 }
 
 __global__ void embed_backward_wpe_kernel(float *dwpe, const float *dout, int B, int T, int C) {
@@ -53,10 +56,11 @@ cudaError_t gpt_k_embed_forward(float *out, const int *tokens, const float *wte,
   return cudaGetLastError();
 }
 
-cudaError_t gpt_k_embed_backward(float *dwte, float *dwpe, const float *dout, const int *tokens,
-                                 int B, int T, int C, cudaStream_t s) {
-  int64_t n = (int64_t)B * T * C;
-  embed_backward_wte_kernel<<<blocks_for(n, 256), 256, 0, s>>>(dwte, dout, tokens, B * T, C);
+cudaError_t gpt_k_embed_backward(float *dwte, float *dwpe, const float *dout, const int *order, const int *tok,
+                                 const int *seg, int nuniq, int B, int T, int C, cudaStream_t s) {
+  if (nuniq > 0)
+    embed_backward_wte_kernel<<<dim3((unsigned)nuniq, blocks_for(C, 256)), 256, 0, s>>>(dwte, dout, order, tok, seg,
+                                                                                        C);
   embed_backward_wpe_kernel<<<blocks_for((int64_t)T * C, 256), 256, 0, s>>>(dwpe, dout, B, T, C);
   return cudaGetLastError();
 }

@@ -13,9 +13,12 @@
 /* out(B,T,C) = wte[tokens] + wpe[t] */
 cudaError_t gpt_k_embed_forward(float *out, const int *tokens, const float *wte, const float *wpe,
                                 int B, int T, int C, cudaStream_t s);
-/* dwte[tokens] += dout (atomic), dwpe[t] += sum over b (deterministic) */
-cudaError_t gpt_k_embed_backward(float *dwte, float *dwpe, const float *dout, const int *tokens,
-                                 int B, int T, int C, cudaStream_t s);
+/* dwte[tok[u]] += the sum of dout over the positions order[seg[u] ..
+ * seg[u+1]) for each of the nuniq distinct tokens u (gpt_cuda_set_batch's
+ * plan), dwpe[t] += the sum over b: both in a fixed order, no atomics, so
+ * the same batch gives the same bits every time. */
+cudaError_t gpt_k_embed_backward(float *dwte, float *dwpe, const float *dout, const int *order, const int *tok,
+                                 const int *seg, int nuniq, int B, int T, int C, cudaStream_t s);
 
 cudaError_t gpt_k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                                     const float *w, const float *b, int N, int C, cudaStream_t s);
@@ -42,11 +45,13 @@ cudaError_t gpt_k_softmax_causal_forward(float *att, float scale, int BNH, int T
 cudaError_t gpt_k_softmax_causal_backward(float *dpre, const float *att, const float *datt,
                                           float scale, int BNH, int T, cudaStream_t s);
 
-/* logits(N,V) -> probs in place; losses[i] = logsumexp - logits[target] */
-cudaError_t gpt_k_crossentropy_forward(float *probs, float *losses, const int *targets, int N, int V,
+/* N rows of Vp >= V logits (the padded vocabulary): the first V columns
+ * -> probs in place, the padding -> 0 (masked out of the loss);
+ * losses[i] = logsumexp(row[:V]) - logits[target] */
+cudaError_t gpt_k_crossentropy_forward(float *probs, float *losses, const int *targets, int N, int V, int Vp,
                                        cudaStream_t s);
-/* probs -> (probs - onehot) * dloss in place */
-cudaError_t gpt_k_crossentropy_backward(float *probs, const int *targets, float dloss, int N, int V,
+/* probs -> (probs - onehot) * dloss in place; the padding columns -> 0 (no gradient) */
+cudaError_t gpt_k_crossentropy_backward(float *probs, const int *targets, float dloss, int N, int V, int Vp,
                                         cudaStream_t s);
 
 /* dst(f32) = src(dt) */

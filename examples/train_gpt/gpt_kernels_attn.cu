@@ -85,9 +85,9 @@ static __device__ float block_reduce(float v, bool is_max) {
   return r;
 }
 
-__global__ void crossentropy_forward_kernel(float *probs, float *losses, const int *targets, int V) {
+__global__ void crossentropy_forward_kernel(float *probs, float *losses, const int *targets, int V, int Vp) {
   int64_t row = blockIdx.x;
-  float *x = probs + row * V;
+  float *x = probs + row * Vp;
   /* read before the max reduction: its barriers order this read before any
    * thread's exp loop overwrites the row */
   const float target_logit = x[targets[row]];
@@ -102,25 +102,25 @@ __global__ void crossentropy_forward_kernel(float *probs, float *losses, const i
   }
   sum = block_reduce(sum, false);
   float inv = 1.0f / sum;
-  for (int v = threadIdx.x; v < V; v += blockDim.x) x[v] *= inv;
+  for (int v = threadIdx.x; v < Vp; v += blockDim.x) x[v] = v < V ? x[v] * inv : 0.0f;
   if (threadIdx.x == 0) losses[row] = logf(sum) + mx - target_logit;
 }
 
-__global__ void crossentropy_backward_kernel(float *probs, const int *targets, float dloss, int V) {
+__global__ void crossentropy_backward_kernel(float *probs, const int *targets, float dloss, int V, int Vp) {
   int64_t row = blockIdx.x;
-  float *x = probs + row * V;
+  float *x = probs + row * Vp;
   int t = targets[row];
-  for (int v = threadIdx.x; v < V; v += blockDim.x) x[v] = (x[v] - (v == t ? 1.0f : 0.0f)) * dloss;
+  for (int v = threadIdx.x; v < Vp; v += blockDim.x) x[v] = v < V ? (x[v] - (v == t ? 1.0f : 0.0f)) * dloss : 0.0f;
 }
 
-cudaError_t gpt_k_crossentropy_forward(float *probs, float *losses, const int *targets, int N, int V,
+cudaError_t gpt_k_crossentropy_forward(float *probs, float *losses, const int *targets, int N, int V, int Vp,
                                        cudaStream_t s) {
-  crossentropy_forward_kernel<<<N, XENT_THREADS, 0, s>>>(probs, losses, targets, V);
+  crossentropy_forward_kernel<<<N, XENT_THREADS, 0, s>>>(probs, losses, targets, V, Vp);
   return cudaGetLastError();
 }
 
-cudaError_t gpt_k_crossentropy_backward(float *probs, const int *targets, float dloss, int N, int V,
+cudaError_t gpt_k_crossentropy_backward(float *probs, const int *targets, float dloss, int N, int V, int Vp,
                                         cudaStream_t s) {
-  crossentropy_backward_kernel<<<N, XENT_THREADS, 0, s>>>(probs, targets, dloss, V);
+  crossentropy_backward_kernel<<<N, XENT_THREADS, 0, s>>>(probs, targets, dloss, V, Vp);
   return cudaGetLastError();
 }

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Element-wise, LayerNorm, bias and softmax kernels of the bf16 path. */
+/* Element-wise, LayerNorm, bias and softmax kernels of the bf16 and fp16
+ * paths: templates over the storage type LP, instantiated for both at the
+ * end of the file. */
 #include <float.h>
 
 #include "gpt_kernels_lp.cuh"
@@ -17,8 +19,8 @@ static __device__ __forceinline__ float warp_max(float v) {
   for (int o = WARP / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-static __device__ __forceinline__ float ld(gpt_lp v) { return __bfloat162float(v); }
-static __device__ __forceinline__ gpt_lp st(float v) { return __float2bfloat16_rn(v); }
+#define ld gpt_ld
+#define st gpt_st<LP>
 
 #define GRID_STRIDE(i, n)                                                                    \
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                 \
@@ -26,25 +28,25 @@ static __device__ __forceinline__ gpt_lp st(float v) { return __float2bfloat16_r
 
 /* ---- casts ---- */
 
-__global__ void f32_to_lp_kernel(gpt_lp *dst, const float *src, int64_t n) {
+template <typename LP> __global__ void f32_to_lp_kernel(LP *dst, const float *src, int64_t n) {
   GRID_STRIDE(i, n) dst[i] = st(src[i]);
 }
-__global__ void lp_to_f32_kernel(float *dst, const gpt_lp *src, int64_t n) {
+template <typename LP> __global__ void lp_to_f32_kernel(float *dst, const LP *src, int64_t n) {
   GRID_STRIDE(i, n) dst[i] = ld(src[i]);
 }
 
-cudaError_t gpt_k_f32_to_lp(gpt_lp *dst, const float *src, int64_t n, cudaStream_t s) {
+template <typename LP> cudaError_t gpt_k_f32_to_lp(LP *dst, const float *src, int64_t n, cudaStream_t s) {
   f32_to_lp_kernel<<<gpt_ew_blocks(n), GPT_EW_THREADS, 0, s>>>(dst, src, n);
   return cudaGetLastError();
 }
-cudaError_t gpt_k_lp_to_f32(float *dst, const gpt_lp *src, int64_t n, cudaStream_t s) {
+template <typename LP> cudaError_t gpt_k_lp_to_f32(float *dst, const LP *src, int64_t n, cudaStream_t s) {
   lp_to_f32_kernel<<<gpt_ew_blocks(n), GPT_EW_THREADS, 0, s>>>(dst, src, n);
   return cudaGetLastError();
 }
 
 /* ---- LayerNorm: one warp per row, two passes over the row in fp32 ---- */
 
-__global__ void layernorm_forward_lp_kernel(gpt_lp *out, float *mean, float *rstd, const float *inp,
+template <typename LP> __global__ void layernorm_forward_lp_kernel(LP *out, float *mean, float *rstd, const float *inp,
                                             const float *w, const float *b, int N, int C) {
   int row = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
   int lane = threadIdx.x % WARP;
@@ -59,7 +61,7 @@ __global__ void layernorm_forward_lp_kernel(gpt_lp *out, float *mean, float *rst
     v += d * d;
   }
   float r = rsqrtf(warp_sum(v) / C + LN_EPS);
-  gpt_lp *o = out + (int64_t)row * C;
+  LP *o = out + (int64_t)row * C;
   for (int c = lane; c < C; c += WARP) o[c] = st((x[c] - m) * r * w[c] + b[c]);
   if (lane == 0) {
     mean[row] = m;
@@ -67,7 +69,7 @@ __global__ void layernorm_forward_lp_kernel(gpt_lp *out, float *mean, float *rst
   }
 }
 
-cudaError_t gpt_k_layernorm_forward_lp(gpt_lp *out, float *mean, float *rstd, const float *inp,
+template <typename LP> cudaError_t gpt_k_layernorm_forward_lp(LP *out, float *mean, float *rstd, const float *inp,
                                        const float *w, const float *b, int N, int C, cudaStream_t s) {
   layernorm_forward_lp_kernel<<<gpt_row_blocks(N, GPT_ROWS_PER_BLOCK), GPT_ROWS_PER_BLOCK * WARP, 0, s>>>(
       out, mean, rstd, inp, w, b, N, C);
@@ -79,12 +81,12 @@ cudaError_t gpt_k_layernorm_forward_lp(gpt_lp *out, float *mean, float *rstd, co
 __global__ void bias_add_f32_kernel(float *out, const float *b, int64_t n, int OC) {
   GRID_STRIDE(i, n) out[i] += b[i % OC];
 }
-__global__ void bias_add_lp_kernel(gpt_lp *out, const gpt_lp *b, int64_t n, int OC) {
+template <typename LP> __global__ void bias_add_lp_kernel(LP *out, const LP *b, int64_t n, int OC) {
   GRID_STRIDE(i, n) out[i] = st(ld(out[i]) + ld(b[i % OC]));
 }
 
 /* column sums in a fixed tree (blockDim 32 x 8), as gpt_kernels.cu */
-__global__ void column_sum_add_lp_kernel(float *db, const gpt_lp *d, int N, int OC) {
+template <typename LP> __global__ void column_sum_add_lp_kernel(float *db, const LP *d, int N, int OC) {
   __shared__ float sh[8][WARP + 1];
   int c = blockIdx.x * WARP + threadIdx.x;
   float a = 0.0f;
@@ -103,12 +105,12 @@ cudaError_t gpt_k_bias_add_f32(float *out, const float *b, int N, int OC, cudaSt
   bias_add_f32_kernel<<<gpt_ew_blocks(n), GPT_EW_THREADS, 0, s>>>(out, b, n, OC);
   return cudaGetLastError();
 }
-cudaError_t gpt_k_bias_add_lp(gpt_lp *out, const gpt_lp *b, int N, int OC, cudaStream_t s) {
+template <typename LP> cudaError_t gpt_k_bias_add_lp(LP *out, const LP *b, int N, int OC, cudaStream_t s) {
   int64_t n = (int64_t)N * OC;
   bias_add_lp_kernel<<<gpt_ew_blocks(n), GPT_EW_THREADS, 0, s>>>(out, b, n, OC);
   return cudaGetLastError();
 }
-cudaError_t gpt_k_bias_backward_lp(float *db, const gpt_lp *d, int N, int OC, cudaStream_t s) {
+template <typename LP> cudaError_t gpt_k_bias_backward_lp(float *db, const LP *d, int N, int OC, cudaStream_t s) {
   column_sum_add_lp_kernel<<<gpt_row_blocks(OC, WARP), dim3(WARP, 8), 0, s>>>(db, d, N, OC);
   return cudaGetLastError();
 }
@@ -123,25 +125,25 @@ static __device__ __forceinline__ float gelu_grad_f(float x) {
   return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
-__global__ void gelu_forward_lp_kernel(gpt_lp *out, const gpt_lp *pre, int64_t n) {
+template <typename LP> __global__ void gelu_forward_lp_kernel(LP *out, const LP *pre, int64_t n) {
   GRID_STRIDE(i, n) out[i] = st(gelu_f(ld(pre[i])));
 }
-__global__ void gelu_backward_inplace_lp_kernel(gpt_lp *d, const gpt_lp *pre, int64_t n) {
+template <typename LP> __global__ void gelu_backward_inplace_lp_kernel(LP *d, const LP *pre, int64_t n) {
   GRID_STRIDE(i, n) d[i] = st(ld(d[i]) * gelu_grad_f(ld(pre[i])));
 }
 
-cudaError_t gpt_k_gelu_forward_lp(gpt_lp *out, const gpt_lp *pre, int64_t n, cudaStream_t s) {
+template <typename LP> cudaError_t gpt_k_gelu_forward_lp(LP *out, const LP *pre, int64_t n, cudaStream_t s) {
   gelu_forward_lp_kernel<<<gpt_ew_blocks(n), GPT_EW_THREADS, 0, s>>>(out, pre, n);
   return cudaGetLastError();
 }
-cudaError_t gpt_k_gelu_backward_inplace_lp(gpt_lp *d, const gpt_lp *pre, int64_t n, cudaStream_t s) {
+template <typename LP> cudaError_t gpt_k_gelu_backward_inplace_lp(LP *d, const LP *pre, int64_t n, cudaStream_t s) {
   gelu_backward_inplace_lp_kernel<<<gpt_ew_blocks(n), GPT_EW_THREADS, 0, s>>>(d, pre, n);
   return cudaGetLastError();
 }
 
 /* ---- causal softmax, one warp per row ---- */
 
-__global__ void softmax_causal_forward_lp_kernel(gpt_lp *att, const float *scores, float scale, int rows, int T) {
+template <typename LP> __global__ void softmax_causal_forward_lp_kernel(LP *att, const float *scores, float scale, int rows, int T) {
   int r = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
   int lane = threadIdx.x % WARP;
   if (r >= rows) return;
@@ -153,26 +155,26 @@ __global__ void softmax_causal_forward_lp_kernel(gpt_lp *att, const float *score
   float sum = 0.0f;
   for (int j = lane; j <= i; j += WARP) sum += __expf(x[j] * scale - mx);
   float inv = 1.0f / warp_sum(sum);
-  gpt_lp *o = att + (int64_t)r * T;
+  LP *o = att + (int64_t)r * T;
   for (int j = lane; j < T; j += WARP) o[j] = st(j <= i ? __expf(x[j] * scale - mx) * inv : 0.0f);
 }
 
-__global__ void softmax_causal_backward_lp_kernel(gpt_lp *dpre, const gpt_lp *att, const float *datt, float scale,
+template <typename LP> __global__ void softmax_causal_backward_lp_kernel(LP *dpre, const LP *att, const float *datt, float scale,
                                                   int rows, int T) {
   int r = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
   int lane = threadIdx.x % WARP;
   if (r >= rows) return;
   int i = r % T;
-  const gpt_lp *a = att + (int64_t)r * T;
+  const LP *a = att + (int64_t)r * T;
   const float *da = datt + (int64_t)r * T;
   float dot = 0.0f;
   for (int j = lane; j <= i; j += WARP) dot += ld(a[j]) * da[j];
   dot = warp_sum(dot);
-  gpt_lp *o = dpre + (int64_t)r * T;
+  LP *o = dpre + (int64_t)r * T;
   for (int j = lane; j < T; j += WARP) o[j] = st(j <= i ? scale * ld(a[j]) * (da[j] - dot) : 0.0f);
 }
 
-cudaError_t gpt_k_softmax_causal_forward_lp(gpt_lp *att, const float *scores, float scale, int BNH, int T,
+template <typename LP> cudaError_t gpt_k_softmax_causal_forward_lp(LP *att, const float *scores, float scale, int BNH, int T,
                                             cudaStream_t s) {
   int64_t rows = (int64_t)BNH * T;
   softmax_causal_forward_lp_kernel<<<gpt_row_blocks(rows, GPT_ROWS_PER_BLOCK), GPT_ROWS_PER_BLOCK * WARP, 0, s>>>(
@@ -180,10 +182,27 @@ cudaError_t gpt_k_softmax_causal_forward_lp(gpt_lp *att, const float *scores, fl
   return cudaGetLastError();
 }
 
-cudaError_t gpt_k_softmax_causal_backward_lp(gpt_lp *dpre, const gpt_lp *att, const float *datt, float scale,
+template <typename LP> cudaError_t gpt_k_softmax_causal_backward_lp(LP *dpre, const LP *att, const float *datt, float scale,
                                              int BNH, int T, cudaStream_t s) {
   int64_t rows = (int64_t)BNH * T;
   softmax_causal_backward_lp_kernel<<<gpt_row_blocks(rows, GPT_ROWS_PER_BLOCK), GPT_ROWS_PER_BLOCK * WARP, 0, s>>>(
       dpre, att, datt, scale, (int)rows, T);
   return cudaGetLastError();
 }
+
+/* ---- the two storage types ---- */
+
+#define INSTANTIATE(LP)                                                                                       \
+  template cudaError_t gpt_k_f32_to_lp<LP>(LP *, const float *, int64_t, cudaStream_t);                       \
+  template cudaError_t gpt_k_lp_to_f32<LP>(float *, const LP *, int64_t, cudaStream_t);                       \
+  template cudaError_t gpt_k_layernorm_forward_lp<LP>(LP *, float *, float *, const float *, const float *,   \
+                                                      const float *, int, int, cudaStream_t);                  \
+  template cudaError_t gpt_k_bias_add_lp<LP>(LP *, const LP *, int, int, cudaStream_t);                       \
+  template cudaError_t gpt_k_bias_backward_lp<LP>(float *, const LP *, int, int, cudaStream_t);               \
+  template cudaError_t gpt_k_gelu_forward_lp<LP>(LP *, const LP *, int64_t, cudaStream_t);                    \
+  template cudaError_t gpt_k_gelu_backward_inplace_lp<LP>(LP *, const LP *, int64_t, cudaStream_t);           \
+  template cudaError_t gpt_k_softmax_causal_forward_lp<LP>(LP *, const float *, float, int, int, cudaStream_t); \
+  template cudaError_t gpt_k_softmax_causal_backward_lp<LP>(LP *, const LP *, const float *, float, int, int,  \
+                                                            cudaStream_t);
+INSTANTIATE(gpt_bf16)
+INSTANTIATE(gpt_f16)

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The fused classifier of the bf16 path: softmax + cross-entropy over the
+/* The fused classifier of the bf16 and fp16 paths (templates over the
+ * storage type LP): softmax + cross-entropy over the
  * padded vocabulary, one block per row. The forward keeps only each row's
  * log-sum-exp; the backward recomputes the probabilities from it while
  * writing the logits' gradient over the logits, so the (N, Vp) tensor
- * exists once, in bf16, and the probabilities never. */
+ * exists once, in LP, and the probabilities never. */
 #include <float.h>
 
 #include "gpt_kernels_lp.cuh"
@@ -32,44 +33,53 @@ static __device__ float block_reduce(float v, bool is_max) {
   return r;
 }
 
-__global__ void classifier_forward_lp_kernel(float *lse, float *losses, const gpt_lp *logits, const int *targets,
+template <typename LP> __global__ void classifier_forward_lp_kernel(float *lse, float *losses, const LP *logits, const int *targets,
                                              int V, int Vp) {
   const int64_t row = blockIdx.x;
-  const gpt_lp *x = logits + row * Vp;
+  const LP *x = logits + row * Vp;
   float mx = -FLT_MAX;
-  for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, __bfloat162float(x[v]));
+  for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, gpt_ld(x[v]));
   mx = block_reduce(mx, true);
   float sum = 0.0f;
-  for (int v = threadIdx.x; v < V; v += blockDim.x) sum += expf(__bfloat162float(x[v]) - mx);
+  for (int v = threadIdx.x; v < V; v += blockDim.x) sum += expf(gpt_ld(x[v]) - mx);
   sum = block_reduce(sum, false);
   if (threadIdx.x == 0) {
     float l = logf(sum) + mx;
     lse[row] = l;
-    losses[row] = l - __bfloat162float(x[targets[row]]);
+    losses[row] = l - gpt_ld(x[targets[row]]);
   }
 }
 
-__global__ void classifier_backward_lp_kernel(gpt_lp *logits, const float *lse, const int *targets, float dloss,
+template <typename LP> __global__ void classifier_backward_lp_kernel(LP *logits, const float *lse, const int *targets, float dloss,
                                               int V, int Vp) {
   const int64_t row = blockIdx.x;
-  gpt_lp *x = logits + row * Vp;
+  LP *x = logits + row * Vp;
   const float l = lse[row];
   const int t = targets[row];
   for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
     float d = 0.0f; /* padded columns: no gradient, so the padded head rows stay 0 */
-    if (v < V) d = (expf(__bfloat162float(x[v]) - l) - (v == t ? 1.0f : 0.0f)) * dloss;
-    x[v] = __float2bfloat16_rn(d);
+    if (v < V) d = (expf(gpt_ld(x[v]) - l) - (v == t ? 1.0f : 0.0f)) * dloss;
+    x[v] = gpt_st<LP>(d);
   }
 }
 
-cudaError_t gpt_k_classifier_forward_lp(float *lse, float *losses, const gpt_lp *logits, const int *targets, int N,
+template <typename LP> cudaError_t gpt_k_classifier_forward_lp(float *lse, float *losses, const LP *logits, const int *targets, int N,
                                         int V, int Vp, cudaStream_t s) {
   classifier_forward_lp_kernel<<<N, XENT_THREADS, 0, s>>>(lse, losses, logits, targets, V, Vp);
   return cudaGetLastError();
 }
 
-cudaError_t gpt_k_classifier_backward_lp(gpt_lp *logits, const float *lse, const int *targets, float dloss, int N,
+template <typename LP> cudaError_t gpt_k_classifier_backward_lp(LP *logits, const float *lse, const int *targets, float dloss, int N,
                                          int V, int Vp, cudaStream_t s) {
   classifier_backward_lp_kernel<<<N, XENT_THREADS, 0, s>>>(logits, lse, targets, dloss, V, Vp);
   return cudaGetLastError();
 }
+
+template cudaError_t gpt_k_classifier_forward_lp<gpt_bf16>(float *, float *, const gpt_bf16 *, const int *, int, int,
+                                                           int, cudaStream_t);
+template cudaError_t gpt_k_classifier_backward_lp<gpt_bf16>(gpt_bf16 *, const float *, const int *, float, int, int,
+                                                            int, cudaStream_t);
+template cudaError_t gpt_k_classifier_forward_lp<gpt_f16>(float *, float *, const gpt_f16 *, const int *, int, int, int,
+                                                          cudaStream_t);
+template cudaError_t gpt_k_classifier_backward_lp<gpt_f16>(gpt_f16 *, const float *, const int *, float, int, int, int,
+                                                           cudaStream_t);

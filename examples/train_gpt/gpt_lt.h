@@ -21,6 +21,28 @@ extern "C" {
 #define GPT_VOCAB_PAD 128
 int gpt_padded_vocab(int vocab);
 
+/* Elements a per-layer activation slot of n elements takes: n rounded up
+ * to 128, so every slot of a 2- or 4-byte tensor starts 256-byte aligned
+ * (cudaMalloc gives 256). Layer l's slot then has the same alignment as
+ * slot 0, so a product reads the same alignment with and without
+ * activation checkpointing (which reuses slot 0 for every layer), cuBLAS
+ * picks the same kernel, and the two runs agree bit for bit. */
+#define GPT_ACT_SLOT_ALIGN 128
+static inline size_t gpt_act_slot(long long n) {
+  return (size_t)((n + GPT_ACT_SLOT_ALIGN - 1) / GPT_ACT_SLOT_ALIGN * GPT_ACT_SLOT_ALIGN);
+}
+
+/* The embedding backward's plan for a batch of BT tokens in [0, V): a
+ * stable counting sort of the positions by token, so the GPU sums each
+ * token's rows in ascending position order, without atomics (whose order,
+ * and so rounding, changes from run to run). Fills order[BT] (positions
+ * grouped by token, ascending within a token), tok[] (the distinct tokens,
+ * ascending) and seg[] (token u's positions are order[seg[u] .. seg[u+1]));
+ * count is (V + 1) ints of scratch. Returns the number of distinct tokens
+ * (tok holds that many, seg one more). O(V + BT); tokens must be in range
+ * (the caller checks). */
+int gpt_embed_plan(const int *tokens, int BT, int V, int *count, int *order, int *tok, int *seg);
+
 /* A row-major product C(M,N) = op(A) op(B) (+ beta C), each matrix with
  * its row stride, as the model code writes it (cblas twin). */
 typedef struct gpt_rm_gemm {

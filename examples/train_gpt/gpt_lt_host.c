@@ -69,3 +69,15 @@ gpt_lt_entry *gpt_lt_cache_lookup(gpt_lt_cache *c, const gpt_lt_key *key, bool *
   e->used = 1;
   return e;
 }
+
+int gpt_embed_plan(const int *tokens, int BT, int V, int *count, int *order, int *tok, int *seg) {
+  memset(count, 0, ((size_t)V + 1) * sizeof(int));
+  for (int i = 0; i < BT; i++) count[tokens[i] + 1]++;
+  for (int v = 0; v < V; v++) count[v + 1] += count[v]; /* count[v]: where token v's positions start */
+  int u = 0;
+  for (int v = 0; v < V; v++)
+    if (count[v + 1] > count[v]) tok[u] = v, seg[u] = count[v], u++;
+  seg[u] = BT;
+  for (int i = 0; i < BT; i++) order[count[tokens[i]]++] = i; /* ascending positions within a token */
+  return u;
+}

@@ -98,15 +98,15 @@ shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *re
     r->act_bytes = r->cpu.bytes;
   } else {
 #ifdef GPT_HAVE_CUDA
-    /* bf16 plans compute in bf16 on tensor cores (gpt_cuda.h); fp16 plans
-     * keep fp32 compute (the bf16 path has no fp16 variant yet) */
+    /* bf16 and fp16 plans compute in their dtype on tensor cores
+     * (gpt_cuda.h; fp16 under the plan's loss scaling, already in dloss) */
     gpt_cuda_options go;
     gpt_cuda_options_default(&go);
-    if (dt == SHARDRT_BF16) go.compute = SHARDRT_BF16;
+    go.compute = dt;
     go.tf32 = tf32 && go.compute == SHARDRT_F32;
-    /* fsdp_activation_checkpointing: honoured where implemented (GPU bf16) */
-    go.recompute = recompute && go.compute == SHARDRT_BF16;
-    go.flash_attention = flash && go.compute == SHARDRT_BF16;
+    /* activation checkpointing: every GPU dtype, the same bits as without */
+    go.recompute = recompute;
+    go.flash_attention = flash && go.compute != SHARDRT_F32;
     if (gpt_cuda_create_ex(&r->gpu, &reg->cfg, B, T, shardrt_cuda_stream(ctx), &go, err, sizeof err))
       return model_error(r, SHARDRT_ERR_DEVICE, err);
 #else

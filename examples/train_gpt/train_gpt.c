@@ -5,10 +5,12 @@
  * takes its slice; the loss is the mean over every token of the global
  * batch), so any world size, strategy and wrap policy must reproduce the
  * same losses up to float rounding. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../common/trainer.h"
 #include "gpt_blas.h"
@@ -16,6 +18,7 @@
 #include "gpt_hf.h"
 #include "gpt_model.h"
 #include "gpt_run.h"
+#include "gpt_sample.h"
 
 static const char *prog = "train_gpt";
 
@@ -32,6 +35,8 @@ typedef struct gpt_flags {
   bool act_ckpt; /* --activation_checkpointing: recompute whatever the config says */
   const char *init_from; /* a Hugging Face GPT-2 directory */
   const char *export_hf; /* write the final model as a Hugging Face directory */
+  int sample;            /* --sample N: tokens to generate after training */
+  const char *prompt, *prompt_ids, *temperature, *top_k, *tokenizer;
   bool help;
 } gpt_flags;
 
@@ -46,17 +51,25 @@ static int usage(FILE *f) {
           "                             (one file or a quoted glob, read in sorted order; vocab defaults to 50257)\n"
           "  --param_dtype fp32|bf16|fp16  dtype the model is loaded in (the plan's load_dtype)\n"
           "  --tf32                     fp32 runs on a GPU: let matrix products use TF32 tensor cores\n"
-          "                             (default off; bf16 mixed precision uses bf16 tensor cores anyway)\n"
-          "  --flash_attention          bf16 on a GPU: fused flash-style attention instead of materialised\n"
+          "                             (default off; bf16/fp16 mixed precision uses 16-bit tensor cores anyway)\n"
+          "  --flash_attention          bf16/fp16 on a GPU: fused flash-style attention instead of materialised\n"
           "                             scores (head size 16, 32, 64 or 128)\n"
           "  --activation_checkpointing  recompute each block's forward in its backward, keeping only the block\n"
           "                             inputs (as fsdp_activation_checkpointing: true; for configs without that\n"
           "                             key, e.g. DeepSpeed, whose activation_checkpointing section only tunes\n"
           "                             checkpoints the model itself makes)\n"
-          "  --init_from DIR            start from a Hugging Face GPT-2 directory (config.json + model.safetensors);\n"
+          "  --init_from DIR            start from a Hugging Face GPT-2 directory (config.json + model.safetensors,\n"
+          "                             or a sharded model.safetensors.index.json and its shards);\n"
           "                             the shape comes from config.json\n"
           "  --export_hf DIR            after training, write DIR/config.json + DIR/model.safetensors that\n"
           "                             transformers' GPT2LMHeadModel.from_pretrained(DIR) loads\n"
+          "  --sample N                 after training, generate N tokens (rank 0 prints them)\n"
+          "  --prompt TEXT              the prompt, for raw-byte data (default: the data's first tokens)\n"
+          "  --prompt_ids I,J,...       the prompt as token ids (any vocab)\n"
+          "  --temperature T            0: greedy; else softmax(logits / T) (default 1)\n"
+          "  --top_k K                  sample among the K most likely tokens (default 0: all)\n"
+          "  --tokenizer FILE           llm.c tokenizer.bin to print tokens as text (default: tokenizer.bin\n"
+          "                             next to llm.c shards, when there is one)\n"
           "  --global_batch counts sequences of seq_len tokens\n",
           GPT_DEFAULT_DATA);
   ex_print_common_usage(f);
@@ -93,10 +106,13 @@ static int parse_model(int *argc, char **argv, gpt_flags *fl) {
     }
     int *ival = !strcmp(name, "--n_layer") ? &fl->n_layer : !strcmp(name, "--n_embd") ? &fl->n_embd
                 : !strcmp(name, "--n_head") ? &fl->n_head : !strcmp(name, "--seq_len") ? &fl->seq_len
-                : !strcmp(name, "--vocab") ? &fl->vocab : NULL;
+                : !strcmp(name, "--vocab") ? &fl->vocab : !strcmp(name, "--sample") ? &fl->sample : NULL;
     const char **sval = !strcmp(name, "--preset") ? &fl->preset : !strcmp(name, "--data") ? &fl->data
                         : !strcmp(name, "--param_dtype") ? &fl->param_dtype
                         : !strcmp(name, "--init_from") ? &fl->init_from : !strcmp(name, "--export_hf") ? &fl->export_hf
+                        : !strcmp(name, "--prompt") ? &fl->prompt : !strcmp(name, "--prompt_ids") ? &fl->prompt_ids
+                        : !strcmp(name, "--temperature") ? &fl->temperature : !strcmp(name, "--top_k") ? &fl->top_k
+                        : !strcmp(name, "--tokenizer") ? &fl->tokenizer
                         : NULL;
     if (!ival && !sval) {
       argv[w++] = argv[i];
@@ -199,6 +215,120 @@ static int export_hf(shardrt_ctx *ctx, const gpt_config *cfg, const char *dir, s
   return 0;
 }
 
+/* mkdir -p: the checkpoint code creates the directory only at the first save. */
+static int mkdir_p(const char *dir) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s", dir);
+  for (char *s = p + 1; *s; s++)
+    if (*s == '/') {
+      *s = 0;
+      if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
+      *s = '/';
+    }
+  return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Collective. With --save_dir: SAVE_DIR/export_hf.json, the export spec
+ * with which `shardrt merge-weights` writes any checkpoint of this run as a
+ * Hugging Face directory (the runtime knows no GPT-2; the spec carries the
+ * names, transposes and config.json). */
+static int write_export_spec(shardrt_ctx *ctx, const gpt_config *cfg, const char *save_dir) {
+  char err[4600] = "", path[4200];
+  double bad = 0;
+  int n = shardrt_num_params(ctx);
+  if (shardrt_rank(ctx) == 0) {
+    const char **names = malloc(sizeof *names * (size_t)(n + 1));
+    shardrt_param_info pi;
+    for (int i = 0; names && i < n; i++) names[i] = shardrt_param_info_get(ctx, i, &pi) == SHARDRT_OK ? pi.name : "";
+    snprintf(path, sizeof path, "%s/export_hf.json", save_dir);
+    if (!names) snprintf(err, sizeof err, "out of memory");
+    else if (mkdir_p(save_dir))
+      snprintf(err, sizeof err, "cannot create '%s': %s", save_dir, strerror(errno));
+    else gpt_hf_write_export_spec(path, cfg, names, n, err, sizeof err);
+    if (err[0]) {
+      fprintf(stderr, "%s: error: --save_dir: %s\n", prog, err);
+      bad = 1;
+    }
+    free(names);
+  }
+  shardrt_status rc = shardrt_allreduce_sum_f64(ctx, &bad, 1);
+  if (rc) return ex_fail(prog, "export spec", rc);
+  return bad ? 1 : 0;
+}
+
+/* --sample's options, checked before training so a typo costs no run.
+ * Every rank computes the same (the flags and the data are the same). */
+static int prepare_sample(const gpt_flags *fl, const gpt_config *cfg, const gpt_data *data, uint64_t seed, bool say,
+                          gpt_sample_opts *so, gpt_tokenizer *tok, int **prompt) {
+  char err[4600] = "";
+  memset(so, 0, sizeof *so);
+  if (!fl->sample) {
+    if (fl->prompt || fl->prompt_ids || fl->temperature || fl->top_k || fl->tokenizer)
+      snprintf(err, sizeof err, "--prompt, --prompt_ids, --temperature, --top_k and --tokenizer go with --sample N");
+    goto out;
+  }
+  so->n = fl->sample;
+  so->seed = seed;
+  so->temperature = 1.0;
+  so->byte_text = !data->shards;
+  char *end;
+  if (fl->temperature && (so->temperature = strtod(fl->temperature, &end), *end || !*fl->temperature ||
+                          !(so->temperature >= 0 && so->temperature <= 100))) {
+    snprintf(err, sizeof err, "--temperature '%s' must be a number in [0, 100] (0: greedy)", fl->temperature);
+    goto out;
+  }
+  if (fl->top_k) {
+    long k = strtol(fl->top_k, &end, 10);
+    if (*end || !*fl->top_k || k < 0 || k > cfg->vocab) {
+      snprintf(err, sizeof err, "--top_k '%s' must be an integer in [0, vocab %d] (0: every token)", fl->top_k, cfg->vocab);
+      goto out;
+    }
+    so->top_k = (int)k;
+  }
+  int cap = cfg->seq_len;
+  if (!(*prompt = malloc(sizeof **prompt * (size_t)cap))) {
+    snprintf(err, sizeof err, "out of memory");
+    goto out;
+  }
+  if (fl->prompt && fl->prompt_ids) {
+    snprintf(err, sizeof err, "--prompt and --prompt_ids exclude each other");
+  } else if (fl->prompt_ids) {
+    so->nprompt = gpt_parse_ids(fl->prompt_ids, cfg->vocab, *prompt, cap, err, sizeof err);
+  } else if (fl->prompt) {
+    size_t n = strlen(fl->prompt);
+    if (data->shards)
+      snprintf(err, sizeof err, "--prompt TEXT needs raw-byte data (its tokens are bytes); with llm.c shards give "
+                                "--prompt_ids");
+    else if (n == 0 || n > (size_t)cap)
+      snprintf(err, sizeof err, "--prompt must hold 1 to seq_len (%d) bytes, not %zu", cap, n);
+    for (size_t i = 0; !err[0] && i < n; i++) {
+      int c = (unsigned char)fl->prompt[i];
+      if (c >= cfg->vocab) snprintf(err, sizeof err, "--prompt byte %zu is %d, not below vocab %d", i, c, cfg->vocab);
+      (*prompt)[i] = c;
+    }
+    so->nprompt = (int)n;
+  } else {
+    /* the start of the training data: what the model learned to continue */
+    so->nprompt = (int)(data->n < cap / 2 ? data->n : cap / 2 > 16 ? 16 : cap / 2 > 0 ? cap / 2 : 1);
+    for (int i = 0; i < so->nprompt; i++) (*prompt)[i] = data->tok[i];
+  }
+  so->prompt = *prompt;
+  if (err[0]) goto out;
+  char auto_tok[4200] = "";
+  if (!fl->tokenizer && data->shards) {
+    const char *slash = strrchr(fl->data, '/');
+    snprintf(auto_tok, sizeof auto_tok, "%.*stokenizer.bin", slash ? (int)(slash - fl->data + 1) : 0, fl->data);
+    FILE *f = fopen(auto_tok, "rb");
+    if (f) fclose(f);
+    else auto_tok[0] = 0;
+  }
+  const char *tp = fl->tokenizer ? fl->tokenizer : auto_tok[0] ? auto_tok : NULL;
+  if (tp && gpt_tokenizer_load(tok, tp, cfg->vocab, err, sizeof err) == 0) so->tok = tok;
+out:
+  if (err[0] && say) fprintf(stderr, "%s: error: %s\n", prog, err);
+  return err[0] ? 2 : 0;
+}
+
 int main(int argc, char **argv) {
   /* first: it may re-execute the program with a better OpenBLAS kernel */
   gpt_blas_startup(argv);
@@ -227,7 +357,9 @@ int main(int argc, char **argv) {
   gpt_registry reg = {0};
   gpt_data data = {0};
   gpt_run run = {0};
-  int *rt_pid = NULL, *tokens = NULL, *targets = NULL;
+  int *rt_pid = NULL, *tokens = NULL, *targets = NULL, *prompt = NULL;
+  gpt_sample_opts sample = {0};
+  gpt_tokenizer tok = {0};
   FILE *log = NULL;
   char err[512];
 
@@ -238,6 +370,7 @@ int main(int argc, char **argv) {
     code = 2;
     goto done;
   }
+  if ((code = prepare_sample(&fl, &cfg, &data, o.seed, rank == 0, &sample, &tok, &prompt))) goto done;
   const int rows = o.global_batch / (A * world); /* sequences per rank per micro-batch */
   rt_pid = malloc(sizeof(int) * (size_t)reg.num_params);
   tokens = malloc(sizeof(int) * (size_t)rows * T);
@@ -261,8 +394,15 @@ int main(int argc, char **argv) {
       code = 2;
       goto done;
     }
-    rc = shardrt_load_weights_mapped(ctx, wpath, &map);
+    /* a file that is not the model is bad input (exit 2), as a bad config.json is */
+    if ((rc = shardrt_load_weights_mapped(ctx, wpath, &map))) {
+      if (rank == 0)
+        fprintf(stderr, "%s: error: --init_from: %s: %s\n", prog, shardrt_status_str(rc), shardrt_last_error());
+      code = 2;
+      goto done;
+    }
   }
+  if (rc == SHARDRT_OK && o.save_dir && (code = write_export_spec(ctx, &cfg, o.save_dir))) goto done;
   if (rc == SHARDRT_OK) rc = ex_ckpt_begin(ctx, &o, &first_step);
   if (rc == SHARDRT_OK && o.trace_path) rc = shardrt_trace_start(ctx, o.trace_path);
   if (rc) {
@@ -324,10 +464,12 @@ int main(int argc, char **argv) {
   }
   if (code == 0 && o.weights_out && (rc = ex_write_weights(ctx, o.weights_out))) code = ex_fail(prog, "weights_out", rc);
   if (code == 0 && fl.export_hf) code = export_hf(ctx, &cfg, fl.export_hf, pl->load_dtype);
+  if (code == 0 && fl.sample) code = gpt_sample(ctx, &reg, rt_pid, &sample, stdout);
 done:
   if (log) fclose(log);
   gpt_run_free(&run);
-  free(rt_pid), free(tokens), free(targets);
+  free(rt_pid), free(tokens), free(targets), free(prompt);
+  gpt_tokenizer_free(&tok);
   gpt_data_free(&data);
   gpt_registry_free(&reg);
   shardrt_ctx_destroy(ctx);

@@ -100,7 +100,11 @@ SHARDRT_API shardrt_status shardrt_save_weights(shardrt_ctx *ctx, const char *pa
  * plan.cpu_ram_efficient_loading (DeepSpeed zero3_init_flag) and
  * plan.sync_module_states only rank 0 reads the file and the other ranks
  * receive only the parts they own (host memory O(shard)); otherwise every
- * rank maps the file. */
+ * rank maps the file. A path ending in ".json" is a sharded checkpoint's
+ * index (Hugging Face's model.safetensors.index.json: "weight_map" from
+ * tensor name to shard file, relative to the index's directory): its shards
+ * are read as one file; a missing shard, a tensor absent from the shard the
+ * index names, or a shard tensor the index does not map to it is an error. */
 SHARDRT_API shardrt_status shardrt_load_weights(shardrt_ctx *ctx, const char *path);
 
 /* Name/layout mapping between the registered parameters and a weights file
@@ -148,6 +152,16 @@ typedef struct shardrt_merge_stats {
 SHARDRT_API shardrt_status shardrt_merge_checkpoint(const char *ckpt_dir, const char *out_path,
                                                     shardrt_dtype dtype, bool optimizer,
                                                     shardrt_merge_stats *stats);
+/* Offline consolidation into another framework's layout, as an export spec
+ * says (a JSON file the training program writes; see docs/checkpoints.md):
+ * out_dir/<weights_file> with the spec's tensor names, 2-D parameters
+ * transposed where it says so, its metadata, and its extra files (e.g. a
+ * config.json) next to it. Every parameter must be listed. dtype -1 writes
+ * the dtype the checkpoint holds. Streams like shardrt_merge_checkpoint
+ * except that a transposed tensor is held whole once. */
+SHARDRT_API shardrt_status shardrt_merge_checkpoint_export(const char *ckpt_dir, const char *out_dir,
+                                                           const char *spec_path, int dtype,
+                                                           shardrt_merge_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #include "src/ckpt/ckpt_internal.h"
 #include "src/ckpt/safetensors.h"
 #include "src/ckpt/source.h"
+#include "src/ckpt/st_set.h"
 #include "src/core/ctx.h"
 #include "src/core/error.h"
 #include "src/config/config_internal.h"
@@ -34,10 +35,10 @@ static shardrt_status check_values(const float *v, size_t n, int64_t first, cons
 
 /* ---- checking a weights file against the registry ---- */
 
-static bool st_has(const void *file, const char *name) { return shardrt__st_find(file, name) >= 0; }
+static bool st_has(const void *set, const char *name) { return shardrt__sts_find(set, name) >= 0; }
 
 /* The file tensor parameter pi reads through map (NULL: its own name). */
-static shardrt_status map_name(const shardrt_weight_map *map, const shardrt__st_file *f, const char *param, char *out,
+static shardrt_status map_name(const shardrt_weight_map *map, const shardrt__st_set *f, const char *param, char *out,
                                size_t cap, bool *tr) {
   *tr = false;
   if (!map) {
@@ -50,7 +51,7 @@ static shardrt_status map_name(const shardrt_weight_map *map, const shardrt__st_
   return SHARDRT_OK;
 }
 
-static shardrt_status check_weights(shardrt_ctx *ctx, const shardrt__st_file *f, const shardrt_weight_map *map,
+static shardrt_status check_weights(shardrt_ctx *ctx, const shardrt__st_set *f, const shardrt_weight_map *map,
                                     int *tensor_of /* [nparams] */, bool *transposed /* [nparams] */) {
   int np = shardrt_num_params(ctx);
   char a[200], b[200], fname[512];
@@ -63,12 +64,13 @@ static shardrt_status check_weights(shardrt_ctx *ctx, const shardrt__st_file *f,
     rc = shardrt_param_info_get(ctx, i, &pi);
     if (rc == SHARDRT_OK) rc = map_name(map, f, pi.name, fname, sizeof fname, &tr);
     if (rc != SHARDRT_OK) break;
-    int t = shardrt__st_find(f, fname);
+    int t = shardrt__sts_find(f, fname);
     if (t < 0) {
       rc = shardrt__error(SHARDRT_ERR_NOT_FOUND, "'%s' has no tensor '%s' (parameter '%s' of the model)", f->path, fname, pi.name);
       break;
     }
-    const shardrt__st_tensor *tt = &f->t[t];
+    const shardrt__st_tensor *tt = shardrt__sts_tensor(f, t);
+    const char *fpath = f->files[f->ref[t].file].path;
     if (tr && pi.ndim != 2) {
       rc = shardrt__error(SHARDRT_ERR_INVALID_ARGUMENT, "the weight map transposes parameter '%s', which is not 2-D", pi.name);
       break;
@@ -79,7 +81,7 @@ static shardrt_status check_weights(shardrt_ctx *ctx, const shardrt__st_file *f,
       int64_t want[2] = {pi.shape[tr ? 1 : 0], pi.shape[tr ? 0 : 1]};
       shardrt__ck_shape_str(tt->ndim, tt->shape, a, sizeof a);
       shardrt__ck_shape_str(pi.ndim, tr ? want : pi.shape, b, sizeof b);
-      rc = shardrt__error(SHARDRT_ERR_MISMATCH, "'%s': tensor '%s' has shape %s, the model registers %s%s", f->path, fname, a, b,
+      rc = shardrt__error(SHARDRT_ERR_MISMATCH, "'%s': tensor '%s' has shape %s, the model registers %s%s", fpath, fname, a, b,
                           tr ? " (transposed)" : "");
       break;
     }
@@ -88,8 +90,9 @@ static shardrt_status check_weights(shardrt_ctx *ctx, const shardrt__st_file *f,
     used[t] = true;
   }
   for (int t = 0; t < f->n && rc == SHARDRT_OK; t++)
-    if (!used[t] && !(map && map->ignore && map->ignore(map->arg, f->t[t].name)))
-      rc = shardrt__error(SHARDRT_ERR_MISMATCH, "'%s' has tensor '%s', which is not a parameter of the model", f->path, f->t[t].name);
+    if (!used[t] && !(map && map->ignore && map->ignore(map->arg, shardrt__sts_tensor(f, t)->name)))
+      rc = shardrt__error(SHARDRT_ERR_MISMATCH, "'%s' has tensor '%s', which is not a parameter of the model",
+                          f->files[f->ref[t].file].path, shardrt__sts_tensor(f, t)->name);
   free(used);
   return rc;
 }
@@ -106,7 +109,7 @@ static void gather_transposed(unsigned char *dst, const unsigned char *src, size
 
 /* Every rank maps the file and copies out the ranges it owns. */
 static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path, const shardrt_weight_map *map) {
-  shardrt__st_file f;
+  shardrt__st_set f;
   int np = shardrt_num_params(ctx);
   int *tof = malloc(((size_t)np + 1) * sizeof *tof);
   bool *tr = calloc((size_t)np + 1, 1);
@@ -116,11 +119,10 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path, const shar
   bool opened = false;
   if (!tof || !tr || !buf || !gath) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading '%s'", path);
   if (rc == SHARDRT_OK) {
-    rc = shardrt__st_open(&f, path);
+    rc = shardrt__sts_open(&f, path);
     opened = rc == SHARDRT_OK;
   }
   if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, map, tof, tr);
-  if (rc == SHARDRT_OK) rc = shardrt__st_map(&f);
   bool fin = check_finite_on();
   for (int i = 0; i < np && rc == SHARDRT_OK; i++) {
     shardrt_param_info pi;
@@ -129,9 +131,12 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path, const shar
     shardrt__state_range(ctx, pi.unit, &b, &e);
     int64_t s = b > pi.offset ? b : pi.offset, t = e < pi.offset + pi.numel ? e : pi.offset + pi.numel;
     if (t <= s) continue;
-    rc = shardrt__st_verify_mapped(&f, tof[i]);
-    const shardrt__st_tensor *tt = &f.t[tof[i]];
-    const unsigned char *src = f.map + f.data_start + tt->begin;
+    shardrt__st_file *sf = shardrt__sts_file(&f, tof[i]);
+    if (!sf->map) rc = shardrt__st_map(sf); /* each shard file when first needed */
+    if (rc != SHARDRT_OK) break;
+    rc = shardrt__st_verify_mapped(sf, f.ref[tof[i]].idx);
+    const shardrt__st_tensor *tt = shardrt__sts_tensor(&f, tof[i]);
+    const unsigned char *src = sf->map + sf->data_start + tt->begin;
     size_t es = shardrt_dtype_size(tt->dtype);
     for (int64_t at = s; at < t && rc == SHARDRT_OK; at += CONV_ELEMS) {
       int64_t n = t - at < CONV_ELEMS ? t - at : CONV_ELEMS;
@@ -145,7 +150,7 @@ static shardrt_status load_mapped(shardrt_ctx *ctx, const char *path, const shar
       if (rc == SHARDRT_OK) rc = shardrt__state_write(ctx, pi.unit, SHARDRT__ROLE_PARAM, at, n, buf);
     }
   }
-  if (opened) shardrt__st_close(&f);
+  if (opened) shardrt__sts_close(&f);
   free(tof);
   free(tr);
   free(buf);
@@ -181,7 +186,7 @@ static shardrt_status fill_chunk(uint64_t off, const void *data, size_t n, void 
 static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path, const shardrt_weight_map *map) {
   bool root = shardrt_rank(ctx) == 0;
   int np = shardrt_num_params(ctx), nu = shardrt_num_units(ctx);
-  shardrt__st_file f;
+  shardrt__st_set f;
   bool opened = false;
   int *tof = NULL;
   bool *tr = NULL;
@@ -197,7 +202,7 @@ static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path, const s
     tmp = malloc(CONV_ELEMS * sizeof(float));
     if (!tof || !tr || !unit_buf || !scratch || !tmp) rc = shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "loading '%s' on rank 0 (one unit: %lld elements)", path, (long long)max_numel);
     if (rc == SHARDRT_OK) {
-      rc = shardrt__st_open(&f, path);
+      rc = shardrt__sts_open(&f, path);
       opened = rc == SHARDRT_OK;
     }
     if (rc == SHARDRT_OK) rc = check_weights(ctx, &f, map, tof, tr);
@@ -212,17 +217,18 @@ static shardrt_status load_from_root(shardrt_ctx *ctx, const char *path, const s
         shardrt_param_info pi;
         shardrt_param_info_get(ctx, i, &pi);
         if (pi.unit != u) continue;
-        fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = f.t[tof[i]].dtype, .check = check_finite_on(), .path = path,
+        fill_ctx fc = {.dst = unit_buf + pi.offset, .dt = shardrt__sts_tensor(&f, tof[i])->dtype, .check = check_finite_on(), .path = path,
                        .name = pi.name, .tmp = tr[i] ? tmp : NULL, .R = pi.shape[0],
                        .C = pi.ndim == 2 ? pi.shape[1] : 1};
-        rc = shardrt__st_stream(&f, tof[i], scratch, CONV_ELEMS * sizeof(float) / 2, fill_chunk, &fc);
+        rc = shardrt__st_stream(shardrt__sts_file(&f, tof[i]), f.ref[tof[i]].idx, scratch, CONV_ELEMS * sizeof(float) / 2,
+                                fill_chunk, &fc);
       }
     }
     SHARDRT__CHECK_GOTO(shardrt__ck_agree(ctx, rc), rc, out);
     SHARDRT__CHECK_GOTO(shardrt__unit_scatter_from_root(ctx, u, 0, root ? unit_buf : NULL), rc, out);
   }
 out:
-  if (opened) shardrt__st_close(&f);
+  if (opened) shardrt__sts_close(&f);
   free(tof);
   free(tr);
   free(unit_buf);

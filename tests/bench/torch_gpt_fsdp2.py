@@ -4,13 +4,14 @@
 (tests/bench/gpu_gpt_vs_torch.sh). Not a test and not a dependency of the
 library: it needs torch >= 2.6 (fully_shard, MixedPrecisionPolicy).
 
-The model is train_gpt's (gpt_model.h): learned position embeddings, pre-LN
-blocks (ln_1, c_attn, c_proj, ln_2, c_fc, GELU tanh, c_proj), ln_f and an
-UNTIED lm_head without bias, the same parameter count; the loss is the
-mean token cross-entropy. What a PyTorch user would write: causal
-attention through F.scaled_dot_product_attention (flash attention on a
-GPU), fully_shard on every block and then the root with a bf16
-MixedPrecisionPolicy, fused AdamW, optionally torch.compile.
+The model is train_gpt's (gpt_torch_model.py, shared with the CPU
+benchmark's torch_gpt_cpu.py): learned position embeddings, pre-LN blocks
+(ln_1, c_attn, c_proj, ln_2, c_fc, GELU tanh, c_proj), ln_f and an UNTIED
+lm_head without bias, the same parameter count; the loss is the mean token
+cross-entropy. What a PyTorch user would write: causal attention through
+F.scaled_dot_product_attention (flash attention on a GPU), fully_shard on
+every block and then the root with a bf16 MixedPrecisionPolicy, fused
+AdamW, optionally torch.compile.
 
 Prints one JSON line: tokens/s (median step after warm-up), step time,
 peak memory, loss of the first and last step, parameter count.
@@ -29,62 +30,9 @@ import time
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
-import torch.nn.functional as F
 
-PRESETS = {  # gpt_model.c's presets
-    "tiny": dict(n_layer=2, n_embd=32, n_head=2, seq_len=32, vocab=256),
-    "small": dict(n_layer=4, n_embd=256, n_head=4, seq_len=128, vocab=256),
-    "gpt2": dict(n_layer=12, n_embd=768, n_head=12, seq_len=1024, vocab=50257),
-}
-
-
-class Block(nn.Module):
-    def __init__(self, C, NH, n_layer):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(C, eps=1e-5)
-        self.c_attn = nn.Linear(C, 3 * C)
-        self.attn_proj = nn.Linear(C, C)
-        self.ln_2 = nn.LayerNorm(C, eps=1e-5)
-        self.c_fc = nn.Linear(C, 4 * C)
-        self.mlp_proj = nn.Linear(4 * C, C)
-        self.nh = NH
-        # GPT-2's init, as gpt_param_init: N(0, 0.02), residual projections
-        # N(0, 0.02 / sqrt(2 n_layer)), zero biases, unit gains
-        for lin in (self.c_attn, self.c_fc):
-            nn.init.normal_(lin.weight, std=0.02)
-            nn.init.zeros_(lin.bias)
-        for lin in (self.attn_proj, self.mlp_proj):
-            nn.init.normal_(lin.weight, std=0.02 / math.sqrt(2 * n_layer))
-            nn.init.zeros_(lin.bias)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.nh, C // self.nh).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.attn_proj(y.transpose(1, 2).reshape(B, T, C))
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-
-
-class GPT(nn.Module):
-    def __init__(self, n_layer, n_embd, n_head, seq_len, vocab):
-        super().__init__()
-        self.wte = nn.Embedding(vocab, n_embd)
-        self.wpe = nn.Embedding(seq_len, n_embd)
-        self.h = nn.ModuleList(Block(n_embd, n_head, n_layer) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(n_embd, eps=1e-5)
-        self.lm_head = nn.Linear(n_embd, vocab, bias=False)
-        for e in (self.wte, self.wpe, self.lm_head):
-            nn.init.normal_(e.weight, std=0.02)
-
-    def forward(self, idx, targets):
-        T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
-        for blk in self.h:
-            x = blk(x)
-        logits = self.lm_head(self.ln_f(x))
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpt_torch_model import GPT, PRESETS  # noqa: E402  train_gpt's model, shared with torch_gpt_cpu.py
 
 
 def flops_per_token(n_params, cfg):

@@ -14,14 +14,25 @@ preset with the same global batch (cuda label: exits 77 without a GPU).
             test_gpt_cuda.c); every step within 2e-2, the suite's bound for
             bf16 against fp32 training (run_gpt_equivalence.py: 1e-2), doubled
             because the GPU's bf16 activations add gradient noise of the same
-            order as the bf16 parameters do. Both must train. With
-            --fsdp_activation_checkpointing the GPU recomputes each block's
-            forward in its backward: the same products again, so only a
-            product's reduction order may differ between the two runs (ulps,
-            then an occasional bf16 rounding flip): within 1e-3.
+            order as the bf16 parameters do. Both must train.
+  fp16      --mixed_precision fp16 on both: the GPU computes in fp16 under
+            the runtime's dynamic loss scaling (the CPU in fp32 with the same
+            scaler). The bf16 bounds scaled by 2^-3 (fp16 keeps 11
+            significant bits to bf16's 8): first step within 2^-11, every
+            step within 2.5e-3; the two must skip the same steps (no fp16
+            overflow on the GPU that fp32 would not have) and both train.
+  recompute --fsdp_activation_checkpointing: the GPU re-runs each block's
+            forward in its backward with the same kernels on the same inputs
+            at the same alignment, and no kernel adds in a
+            scheduling-dependent order (the embedding backward has no
+            atomics), so in fp32, bf16 and fp16 the losses and gradient
+            norms are the same numbers as without it (exactly, as logged
+            with 9 significant digits). Flash attention's backward sums dQ
+            with atomics, so it is compared with the CPU instead.
 
 Environment (set by ctest): SHARDRT_BIN_DIR, SHARDRT_MPIRUN.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -56,6 +67,28 @@ def train(tmp, name, flags):
     return compare_losses.load_losses(log)
 
 
+def records(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip().startswith("{") and '"step"' in line]
+
+
+def same_numbers(tmp, a, b):
+    """'' when runs a and b logged the same loss, grad_norm and skipped flag
+    at every step, else the first difference."""
+    ra, rb = records(os.path.join(tmp, a + ".jsonl")), records(os.path.join(tmp, b + ".jsonl"))
+    if len(ra) != len(rb) or not ra:
+        return f"{a} logged {len(ra)} steps, {b} {len(rb)}"
+    for x, y in zip(ra, rb):
+        for k in ("loss", "grad_norm", "skipped"):
+            if x.get(k) != y.get(k):
+                return f"step {x.get('step')}: {k} {x.get(k)!r} ({a}) vs {y.get(k)!r} ({b})"
+    return ""
+
+
+def skipped(tmp, name):
+    return [r.get("step") for r in records(os.path.join(tmp, name + ".jsonl")) if r.get("skipped")]
+
+
 def check(msg, what):
     if msg:
         print(f"FAILED: {what}: {msg}", file=sys.stderr)
@@ -79,6 +112,8 @@ def main():
         check(compare_losses.compare(cpu, gpu, 1e-4), "fp32 GPU 10 steps == CPU within 1e-4")
         gpu_fs = train(tmp, "gpu_f32_full", ["--device", "cuda", *fs])
         check(compare_losses.compare(gpu, gpu_fs, 1e-5), "fp32 GPU FULL_SHARD == NO_SHARD within 1e-5")
+        train(tmp, "gpu_f32_ckpt", ["--device", "cuda", *ns, "--fsdp_activation_checkpointing", "true"])
+        check(same_numbers(tmp, "gpu_f32", "gpu_f32_ckpt"), "fp32 GPU with activation checkpointing == without, exactly")
         tf32 = train(tmp, "gpu_tf32", ["--device", "cuda", "--tf32", *ns])
         check(compare_losses.check_decreasing(tf32, 0.05), "fp32 GPU with --tf32 trains")
         cpu_bf = train(tmp, "cpu_bf16", ["--device", "cpu", "--mixed_precision", "bf16", *ns])
@@ -86,12 +121,25 @@ def main():
         check(compare_losses.check_decreasing(gpu_bf, 0.05), "bf16 GPU FULL_SHARD trains")
         check(compare_losses.compare(cpu_bf[:1], gpu_bf[:1], 2.0 ** -8), "bf16 GPU first step ~ CPU within 2^-8")
         check(compare_losses.compare(cpu_bf, gpu_bf, 2e-2), "bf16 GPU 10 steps ~ CPU within 2e-2")
-        ckpt = train(tmp, "gpu_bf16_ckpt", ["--device", "cuda", "--mixed_precision", "bf16", *fs,
-                                            "--fsdp_activation_checkpointing", "true"])
-        check(compare_losses.compare(gpu_bf, ckpt, 1e-3), "bf16 GPU with activation checkpointing == without")
+        train(tmp, "gpu_bf16_ckpt", ["--device", "cuda", "--mixed_precision", "bf16", *fs,
+                                     "--fsdp_activation_checkpointing", "true"])
+        check(same_numbers(tmp, "gpu_bf16", "gpu_bf16_ckpt"), "bf16 GPU with activation checkpointing == without, exactly")
         flash = train(tmp, "gpu_bf16_flash", ["--device", "cuda", "--mixed_precision", "bf16", *fs,
                                               "--flash_attention"])
         check(compare_losses.compare(cpu_bf, flash, 2e-2), "bf16 GPU flash attention 10 steps ~ CPU within 2e-2")
+        cpu_h = train(tmp, "cpu_fp16", ["--device", "cpu", "--mixed_precision", "fp16", *ns])
+        gpu_h = train(tmp, "gpu_fp16", ["--device", "cuda", "--mixed_precision", "fp16", *fs])
+        check(compare_losses.check_decreasing(gpu_h, 0.05), "fp16 GPU FULL_SHARD trains")
+        check(compare_losses.compare(cpu_h[:1], gpu_h[:1], 2.0 ** -11), "fp16 GPU first step ~ CPU within 2^-11")
+        check(compare_losses.compare(cpu_h, gpu_h, 2.5e-3), "fp16 GPU 10 steps ~ CPU within 2.5e-3")
+        sk_c, sk_g = skipped(tmp, "cpu_fp16"), skipped(tmp, "gpu_fp16")
+        check("" if sk_c == sk_g else f"CPU skipped steps {sk_c}, GPU {sk_g}", "fp16 GPU skips the steps the CPU skips")
+        train(tmp, "gpu_fp16_ckpt", ["--device", "cuda", "--mixed_precision", "fp16", *fs,
+                                     "--fsdp_activation_checkpointing", "true"])
+        check(same_numbers(tmp, "gpu_fp16", "gpu_fp16_ckpt"), "fp16 GPU with activation checkpointing == without, exactly")
+        hflash = train(tmp, "gpu_fp16_flash", ["--device", "cuda", "--mixed_precision", "fp16", *fs,
+                                               "--flash_attention"])
+        check(compare_losses.compare(cpu_h, hflash, 2.5e-3), "fp16 GPU flash attention 10 steps ~ CPU within 2.5e-3")
     return 0
 
 

@@ -36,21 +36,22 @@ static void test_bad_options(void **state) {
   gpt_cuda_options_default(&o);
   assert_int_equal(o.compute, SHARDRT_F32);
   assert_false(o.tf32 || o.recompute || o.flash_attention || o.no_lt_epilogues);
-  o.compute = SHARDRT_F16;
-  expect_refused(&c, 1, 8, &o, "fp16 is not supported (allowed: fp32, bf16)");
-  gpt_cuda_options_default(&o);
-  o.recompute = true;
-  expect_refused(&c, 1, 8, &o, "activation checkpointing (recompute) is implemented by the bf16 path only");
+  o.compute = (shardrt_dtype)7;
+  expect_refused(&c, 1, 8, &o, "GPU compute dtype 7 is not supported (allowed: fp32, bf16, fp16)");
   gpt_cuda_options_default(&o);
   o.flash_attention = true;
-  expect_refused(&c, 1, 8, &o, "flash attention is implemented by the bf16 path only");
-  o.compute = SHARDRT_BF16;
+  expect_refused(&c, 1, 8, &o, "flash attention is implemented by the bf16 and fp16 paths only");
   gpt_config hs24 = {.n_layer = 1, .n_embd = 48, .n_head = 2, .seq_len = 8, .vocab = 64};
+  o.compute = SHARDRT_BF16;
+  expect_refused(&hs24, 1, 8, &o, "head size of 16, 32, 64 or 128 (this model's is 24)");
+  o.compute = SHARDRT_F16;
   expect_refused(&hs24, 1, 8, &o, "head size of 16, 32, 64 or 128 (this model's is 24)");
   gpt_cuda_options_default(&o);
   o.compute = SHARDRT_BF16;
   o.tf32 = true;
-  expect_refused(&c, 1, 8, &o, "TF32 applies to fp32 compute only");
+  expect_refused(&c, 1, 8, &o, "TF32 applies to fp32 compute only (compute dtype is bf16)");
+  o.compute = SHARDRT_F16;
+  expect_refused(&c, 1, 8, &o, "TF32 applies to fp32 compute only (compute dtype is fp16)");
 }
 
 static void test_bad_shapes(void **state) {
@@ -60,11 +61,14 @@ static void test_bad_shapes(void **state) {
   gpt_cuda_options_default(&o);
   expect_refused(&c, 1, c.seq_len + 1, &o, "B=1 T=33 is invalid");
   expect_refused(&c, 0, 8, &o, "B=0 T=8 is invalid");
-  /* the padded vocabulary counts for bf16: 42700 tokens x 50257 columns fit
-   * in 2^31 elements (fp32 logits), x 50304 padded columns do not */
+  /* the padded vocabulary counts on every path: 42700 tokens x 50257
+   * columns would fit in 2^31 elements, x 50304 padded columns do not */
   gpt_config g2 = {.n_layer = 1, .n_embd = 64, .n_head = 1, .seq_len = 42700, .vocab = 50257};
-  o.compute = SHARDRT_BF16;
-  expect_refused(&g2, 1, 42700, &o, "too large for this model on the GPU");
+  const shardrt_dtype dts[3] = {SHARDRT_F32, SHARDRT_BF16, SHARDRT_F16};
+  for (int i = 0; i < 3; i++) {
+    o.compute = dts[i];
+    expect_refused(&g2, 1, 42700, &o, "too large for this model on the GPU");
+  }
   /* the scores bound: 2 x 2 heads x 42700^2 > 2^31 unless flash attention */
   gpt_config g3 = {.n_layer = 1, .n_embd = 64, .n_head = 2, .seq_len = 42700, .vocab = 64};
   gpt_cuda_options_default(&o);
@@ -75,30 +79,35 @@ static void test_bad_shapes(void **state) {
   expect_refused(&bad, 1, 8, &o, "not divisible by n_head");
 }
 
+/* every dtype with every option it allows: fp32 with recompute and TF32,
+ * bf16 and fp16 with flash attention and recompute */
 static void test_good_options_create_or_fail_cleanly(void **state) {
   (void)state;
   gpt_config c = tiny();
-  gpt_cuda_options o;
-  gpt_cuda_options_default(&o);
-  o.compute = SHARDRT_BF16;
-  o.flash_attention = true;
-  o.recompute = true;
-  char err[256] = "";
-  gpt_cuda *m = NULL;
-  int rc = gpt_cuda_create_ex(&m, &c, 2, 16, NULL, &o, err, sizeof err);
-  if (gpt_cuda_device_count() > 0) {
-    if (rc != 0) fail_msg("create failed with a GPU present: %s", err);
-    long fused, fallback;
-    gpt_cuda_lt_counts(m, &fused, &fallback);
-    assert_int_equal(fused + fallback, 0);
-    assert_string_equal(gpt_cuda_lt_last_fallback(m), "");
-  } else {
-    assert_int_equal(rc, -1);
-    assert_null(m);
-    assert_true(strlen(err) > 0);
-    print_message("  no GPU: create refused with '%s'\n", err);
+  for (int k = 0; k < 3; k++) {
+    gpt_cuda_options o;
+    gpt_cuda_options_default(&o);
+    o.compute = k == 0 ? SHARDRT_F32 : k == 1 ? SHARDRT_BF16 : SHARDRT_F16;
+    o.recompute = true;
+    o.tf32 = k == 0;
+    o.flash_attention = k != 0;
+    char err[256] = "";
+    gpt_cuda *m = NULL;
+    int rc = gpt_cuda_create_ex(&m, &c, 2, 16, NULL, &o, err, sizeof err);
+    if (gpt_cuda_device_count() > 0) {
+      if (rc != 0) fail_msg("create failed with a GPU present: %s", err);
+      long fused, fallback;
+      gpt_cuda_lt_counts(m, &fused, &fallback);
+      assert_int_equal(fused + fallback, 0);
+      assert_string_equal(gpt_cuda_lt_last_fallback(m), "");
+    } else {
+      assert_int_equal(rc, -1);
+      assert_null(m);
+      assert_true(strlen(err) > 0);
+      print_message("  no GPU: create refused with '%s'\n", err);
+    }
+    gpt_cuda_destroy(m);
   }
-  gpt_cuda_destroy(m);
   gpt_cuda_destroy(NULL);
 }
 

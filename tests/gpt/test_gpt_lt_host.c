@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The host-side decisions of the GPU GPT's bf16 path, on the CPU
+/* The host-side decisions of the GPU GPT's bf16/fp16 paths, on the CPU
  * (examples/train_gpt/gpt_lt.h, gpt_launch.h): the row-major to
  * column-major mapping handed to cuBLASLt, checked by executing it with a
  * reference that follows cuBLAS's column-major definition literally and
  * comparing with a row-major product; the vocabulary padding; pointer
- * alignment classes; the heuristic cache; launch shapes. */
+ * alignment classes; the heuristic cache; launch shapes; the per-layer
+ * activation slots; the embedding backward's plan. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -190,6 +191,63 @@ static void test_cache(void **state) {
   free(c);
 }
 
+/* Activation slots: every slot of a 2- or 4-byte tensor starts 256-byte
+ * aligned and holds its n elements, and nothing more than 127 is added. */
+static void test_act_slots(void **state) {
+  (void)state;
+  const long long ns[] = {1, 37, 127, 128, 129, 3 * 37 * 48, 2LL * 1024 * 768 * 4, 50304LL * 8192};
+  for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+    size_t s = gpt_act_slot(ns[i]);
+    assert_true(s >= (size_t)ns[i] && s < (size_t)ns[i] + 128);
+    assert_int_equal((s * 2) % 256, 0);
+    assert_int_equal((s * 4) % 256, 0);
+    for (int l = 1; l < 4; l++) assert_int_equal(gpt_lt_alignment(0x10000 + (uintptr_t)(l * s * 2)), 256);
+  }
+}
+
+/* The embedding backward's plan: order is a permutation of the positions
+ * grouped by token in ascending token order and ascending position within
+ * a token, tok the distinct tokens, seg their ranges; summing dout by the
+ * plan gives the scatter-add's result exactly (integers here). */
+static void test_embed_plan(void **state) {
+  (void)state;
+  enum { BT = 301, V = 50 };
+  int tokens[BT], count[V + 1], order[BT], tok[BT], seg[BT + 1];
+  uint64_t s = 9;
+  for (int i = 0; i < BT; i++) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    tokens[i] = (int)((s >> 33) % (i < 100 ? 7 : V)); /* many repeats, and some tokens never seen */
+  }
+  int nu = gpt_embed_plan(tokens, BT, V, count, order, tok, seg);
+  int seen[BT] = {0}, hist[V] = {0};
+  for (int i = 0; i < BT; i++) hist[tokens[i]]++;
+  int want_nu = 0;
+  for (int v = 0; v < V; v++) want_nu += hist[v] > 0;
+  assert_int_equal(nu, want_nu);
+  assert_int_equal(seg[0], 0);
+  assert_int_equal(seg[nu], BT);
+  long long sum_plan[V] = {0}, sum_direct[V] = {0};
+  for (int i = 0; i < BT; i++) sum_direct[tokens[i]] += 1000 + i;
+  for (int u = 0; u < nu; u++) {
+    if (u > 0) assert_true(tok[u] > tok[u - 1]);
+    assert_int_equal(seg[u + 1] - seg[u], hist[tok[u]]);
+    for (int k = seg[u]; k < seg[u + 1]; k++) {
+      assert_int_equal(tokens[order[k]], tok[u]);
+      if (k > seg[u]) assert_true(order[k] > order[k - 1]);
+      seen[order[k]]++;
+      sum_plan[tok[u]] += 1000 + order[k];
+    }
+  }
+  for (int i = 0; i < BT; i++) assert_int_equal(seen[i], 1);
+  for (int v = 0; v < V; v++) assert_true(sum_plan[v] == sum_direct[v]);
+  /* one position, one token */
+  int one = 3;
+  assert_int_equal(gpt_embed_plan(&one, 1, V, count, order, tok, seg), 1);
+  assert_int_equal(tok[0], 3);
+  assert_int_equal(order[0], 0);
+  assert_int_equal(seg[1], 1);
+}
+
 static void test_launch_shapes(void **state) {
   (void)state;
   assert_int_equal(gpt_ew_blocks(0), 1);
@@ -213,6 +271,8 @@ int main(void) {
       cmocka_unit_test(test_alignment),
       cmocka_unit_test(test_cache),
       cmocka_unit_test(test_launch_shapes),
+      cmocka_unit_test(test_act_slots),
+      cmocka_unit_test(test_embed_plan),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
