@@ -268,6 +268,7 @@ void ex_log_step(FILE *f, shardrt_ctx *ctx, const ex_step_record *r) {
           shardrt_num_hosts(ctx), (unsigned long long)cs.cross_host_bytes[0],
           (unsigned long long)cs.cross_host_bytes[1], (unsigned long long)cs.cross_host_bytes[2]);
   if (r->tokens_per_s >= 0) fprintf(f, ", \"tokens_per_s\": %.3f", r->tokens_per_s);
+  if (r->act_bytes) fprintf(f, ", \"act_peak_bytes\": %llu", (unsigned long long)r->act_bytes);
   fprintf(f, "}\n");
   fflush(f);
 }
@@ -278,8 +279,9 @@ void ex_progress(shardrt_ctx *ctx, const ex_step_record *r) {
   shardrt_mem_stats_get(ctx, &ms);
   printf("step %5d | loss %.6f | %7.1f ms", r->step, r->loss, r->step_time_s * 1e3);
   if (r->tokens_per_s >= 0) printf(" | %9.0f tok/s", r->tokens_per_s);
-  printf(" | model state %.2f MiB | peak %.2f MiB%s\n", (double)ms.model_state / 1048576.0,
-         (double)ms.peak / 1048576.0, r->skipped ? " | skipped (fp16 overflow)" : "");
+  printf(" | model state %.2f MiB | peak %.2f MiB", (double)ms.model_state / 1048576.0, (double)ms.peak / 1048576.0);
+  if (r->act_bytes) printf(" | activations %.2f MiB", (double)r->act_bytes / 1048576.0);
+  printf("%s\n", r->skipped ? " | skipped (fp16 overflow)" : "");
   fflush(stdout);
 }
 

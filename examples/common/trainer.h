@@ -72,6 +72,7 @@ typedef struct ex_step_record {
   double grad_norm;
   double loss_scale;
   bool skipped;
+  uint64_t act_bytes;  /* the program's activation memory (peak); 0: omitted */
 } ex_step_record;
 void ex_log_step(FILE *f, shardrt_ctx *ctx, const ex_step_record *r);
 /* The human progress line. */

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include "gpt_cpu.h"
 
 #include <math.h>
@@ -9,17 +12,62 @@
 
 #include "gpt_cpu_ops.h"
 
-/* Every activation array, in one table so init and free cannot disagree. */
-#define ACT_FIELDS(X)                                                                        \
-  X(encoded, BTC) X(ln1, L *BTC) X(ln1_mean, L *BT) X(ln1_rstd, L *BT) X(qkv, L *BTC * 3)   \
-  X(att, L *B *NH *T *T) X(atty, L *BTC) X(attproj, L *BTC) X(residual2, L *BTC)             \
-  X(ln2, L *BTC) X(ln2_mean, L *BT) X(ln2_rstd, L *BT) X(fch, L *BTC * 4)                   \
-  X(fch_gelu, L *BTC * 4) X(fcproj, L *BTC) X(residual3, L *BTC) X(lnf, BTC) X(lnf_mean, BT) \
-  X(lnf_rstd, BT) X(probs, BT *V) X(losses, BT) X(dresidual, BTC) X(dbuf_c, BTC)             \
-  X(dbuf_c2, BTC) X(dqkv, BTC * 3) X(dfch, BTC * 4) X(dfch2, BTC * 4) X(datt, T *T)          \
-  X(dpre, T *T)
+#include <sched.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Weak, so a BLAS without it links (its threads are then its own business). */
+extern void openblas_set_num_threads(int n) __attribute__((weak));
+
+int gpt_cpu_set_threads(int ranks_on_host, char *why, size_t whylen) {
+  const char *omp = getenv("OMP_NUM_THREADS"), *ob = getenv("OPENBLAS_NUM_THREADS");
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (online < 1) online = 1;
+  int n, bound = 0;
+#ifdef CPU_COUNT
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < online) bound = CPU_COUNT(&set);
+#endif
+  if (omp && atoi(omp) >= 1) {
+    n = atoi(omp);
+    snprintf(why, whylen, "%d (OMP_NUM_THREADS)", n);
+    return n;
+  }
+  if (bound) {
+    n = bound;
+    snprintf(why, whylen, "%d (the CPUs this rank is bound to)", n);
+  } else {
+    if (ranks_on_host < 1) ranks_on_host = 1;
+    n = (int)(online / ranks_on_host);
+    if (n < 1) n = 1;
+    snprintf(why, whylen, "%d (%ld CPUs / %d rank(s) on this host)", n, online, ranks_on_host);
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  if (!ob && openblas_set_num_threads) openblas_set_num_threads(n);
+  return n;
+}
+
+/* Every activation array, in one table so init and free cannot disagree.
+ * S: per-layer slots (L, or 1 under recompute); residual3 is the
+ * checkpoint and always has L. */
+#define ACT_FIELDS(X)                                                                          \
+  X(encoded, BTC) X(ln1, S *BTC) X(ln1_mean, S *BT) X(ln1_rstd, S *BT) X(qkv, S *BTC * 3)     \
+  X(att_stats, S *B *NH *T * 2) X(atty, S *BTC) X(residual2, S *BTC) X(ln2, S *BTC)            \
+  X(ln2_mean, S *BT) X(ln2_rstd, S *BT) X(fch, S *BTC * 4) X(fch_gelu, S *BTC * 4)             \
+  X(residual3, L *BTC) X(lnf, BTC) X(lnf_mean, BT) X(lnf_rstd, BT) X(probs, BT *V) X(losses, BT) \
+  X(dresidual, BTC) X(dbuf_c, BTC) X(dbuf_c2, BTC) X(dqkv, BTC * 3) X(dfch, BTC * 4)           \
+  X(dfch2, BTC * 4) X(att_p, GPT_ATT_ROWS *T) X(att_dp, GPT_ATT_ROWS *T)
 
 int gpt_cpu_acts_init(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, char *err, size_t errlen) {
+  return gpt_cpu_acts_init_ex(a, cfg, B, T, NULL, err, errlen);
+}
+
+int gpt_cpu_acts_init_ex(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, const gpt_cpu_options *opt,
+                         char *err, size_t errlen) {
   memset(a, 0, sizeof *a);
   if (gpt_config_validate(cfg, err, errlen) != 0) return -1;
   if (B < 1 || T < 1 || T > cfg->seq_len) {
@@ -38,7 +86,11 @@ int gpt_cpu_acts_init(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, char
   a->cfg = *cfg;
   a->B = B;
   a->T = T;
+  a->recompute = opt && opt->recompute;
+  a->slot_layer = -1;
+  const int64_t S = a->recompute ? 1 : L;
 #define ALLOC(f, n)                                                                      \
+  a->bytes += (size_t)(n) * sizeof(float);                                               \
   if (!(a->f = malloc((size_t)(n) * sizeof(float)))) {                                   \
     snprintf(err, errlen, "out of host memory for activation '%s' (%lld floats, B=%d T=%d)", \
              #f, (long long)(n), B, T);                                                   \
@@ -47,6 +99,10 @@ int gpt_cpu_acts_init(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, char
   }
   ACT_FIELDS(ALLOC)
 #undef ALLOC
+  /* touch every page now, so no training step takes the page faults */
+#define TOUCH(f, n) memset(a->f, 0, (size_t)(n) * sizeof(float));
+  ACT_FIELDS(TOUCH)
+#undef TOUCH
   return 0;
 }
 
@@ -58,8 +114,8 @@ void gpt_cpu_acts_free(gpt_cpu_acts *a) {
   memset(a, 0, sizeof *a);
 }
 
-/* Per-layer slice of an (L, ...) activation. */
-#define LAYER(a, f, per) ((a)->f + (size_t)(layer) * (per))
+/* The slot of a per-layer activation that holds `layer`. */
+#define LAYER(a, f, per) ((a)->f + (size_t)((a)->recompute ? 0 : (layer)) * (per))
 
 int gpt_cpu_embed_forward(gpt_cpu_acts *a, const float *const *p, const int *tokens) {
   const int B = a->B, T = a->T, C = a->cfg.n_embd, V = a->cfg.vocab;
@@ -93,23 +149,21 @@ void gpt_cpu_block_forward(gpt_cpu_acts *a, const float *const *p, int layer) {
 #define P(x) p[gpt_pid_layer(c, layer, x)]
   const float *res = block_input(a, layer);
   float *ln1 = LAYER(a, ln1, BTC), *ln1_mean = LAYER(a, ln1_mean, BT), *ln1_rstd = LAYER(a, ln1_rstd, BT);
-  float *qkv = LAYER(a, qkv, 3 * BTC), *att = LAYER(a, att, (size_t)B * NH * T * T);
-  float *atty = LAYER(a, atty, BTC), *attproj = LAYER(a, attproj, BTC);
-  float *res2 = LAYER(a, residual2, BTC);
+  float *qkv = LAYER(a, qkv, 3 * BTC), *st = LAYER(a, att_stats, (size_t)B * NH * T * 2);
+  float *atty = LAYER(a, atty, BTC), *res2 = LAYER(a, residual2, BTC);
   float *ln2 = LAYER(a, ln2, BTC), *ln2_mean = LAYER(a, ln2_mean, BT), *ln2_rstd = LAYER(a, ln2_rstd, BT);
   float *fch = LAYER(a, fch, 4 * BTC), *fch_gelu = LAYER(a, fch_gelu, 4 * BTC);
-  float *fcproj = LAYER(a, fcproj, BTC), *res3 = LAYER(a, residual3, BTC);
+  float *res3 = a->residual3 + (size_t)layer * BTC;
 
   gpt_layernorm_forward(ln1, ln1_mean, ln1_rstd, res, P(GPT_LN1_W), P(GPT_LN1_B), BT, C);
   gpt_matmul_forward(qkv, ln1, P(GPT_QKV_W), P(GPT_QKV_B), BT, C, 3 * C);
-  gpt_attention_forward(atty, att, qkv, B, T, C, NH);
-  gpt_matmul_forward(attproj, atty, P(GPT_ATTPROJ_W), P(GPT_ATTPROJ_B), BT, C, C);
-  gpt_residual_forward(res2, res, attproj, (int)BTC);
+  gpt_attention_forward(atty, st, a->att_p, qkv, B, T, C, NH);
+  gpt_matmul_residual_forward(res2, res, atty, P(GPT_ATTPROJ_W), P(GPT_ATTPROJ_B), BT, C, C);
   gpt_layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, P(GPT_LN2_W), P(GPT_LN2_B), BT, C);
   gpt_matmul_forward(fch, ln2, P(GPT_FC_W), P(GPT_FC_B), BT, C, 4 * C);
   gpt_gelu_forward(fch_gelu, fch, (int)(4 * BTC));
-  gpt_matmul_forward(fcproj, fch_gelu, P(GPT_FCPROJ_W), P(GPT_FCPROJ_B), BT, 4 * C, C);
-  gpt_residual_forward(res3, res2, fcproj, (int)BTC);
+  gpt_matmul_residual_forward(res3, res2, fch_gelu, P(GPT_FCPROJ_W), P(GPT_FCPROJ_B), BT, 4 * C, C);
+  a->slot_layer = layer;
 #undef P
 }
 
@@ -127,25 +181,7 @@ int gpt_cpu_head_forward(gpt_cpu_acts *a, const float *const *p, const int *targ
   gpt_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, res, p[gpt_pid_lnf_w(c)],
                         p[gpt_pid_lnf_b(c)], BT, C);
   gpt_matmul_forward(a->probs, a->lnf, p[gpt_pid_head(c)], NULL, BT, C, V);
-  double sum = 0.0;
-  for (int i = 0; i < BT; i++) {
-    float *row = a->probs + (size_t)i * V;
-    float mx = row[0];
-    for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-    /* loss = log-sum-exp - target logit, not -log(prob): finite even when
-     * the target's probability underflows */
-    const float logit_t = row[targets[i]];
-    double z = 0.0;
-    for (int v = 0; v < V; v++) {
-      row[v] = expf(row[v] - mx);
-      z += row[v];
-    }
-    float inv = (float)(1.0 / z);
-    a->losses[i] = (float)(log(z) + mx - logit_t);
-    for (int v = 0; v < V; v++) row[v] *= inv;
-    sum += a->losses[i];
-  }
-  *loss_sum = sum;
+  *loss_sum = gpt_crossentropy_forward(a->probs, a->losses, targets, BT, V);
   return 0;
 }
 
@@ -173,9 +209,13 @@ void gpt_cpu_block_backward(gpt_cpu_acts *a, const float *const *p, float *const
   const size_t BTC = (size_t)BT * C;
 #define P(x) p[gpt_pid_layer(c, layer, x)]
 #define G(x) g[gpt_pid_layer(c, layer, x)]
+  /* Under recompute the slot holds another layer (except for the last
+   * block, whose forward has just run): re-run this block's forward from
+   * its kept input. It rewrites residual3[layer] with the same bits. */
+  if (a->recompute && a->slot_layer != layer) gpt_cpu_block_forward(a, p, layer);
   const float *res = block_input(a, layer);
   const float *ln1 = LAYER(a, ln1, BTC), *ln1_mean = LAYER(a, ln1_mean, BT), *ln1_rstd = LAYER(a, ln1_rstd, BT);
-  const float *qkv = LAYER(a, qkv, 3 * BTC), *att = LAYER(a, att, (size_t)B * NH * T * T);
+  const float *qkv = LAYER(a, qkv, 3 * BTC), *st = LAYER(a, att_stats, (size_t)B * NH * T * 2);
   const float *atty = LAYER(a, atty, BTC), *res2 = LAYER(a, residual2, BTC);
   const float *ln2 = LAYER(a, ln2, BTC), *ln2_mean = LAYER(a, ln2_mean, BT), *ln2_rstd = LAYER(a, ln2_rstd, BT);
   const float *fch = LAYER(a, fch, 4 * BTC), *fch_gelu = LAYER(a, fch_gelu, 4 * BTC);
@@ -191,7 +231,7 @@ void gpt_cpu_block_backward(gpt_cpu_acts *a, const float *const *p, float *const
   /* res2 = res + attn(ln1(res)) */
   gpt_matmul_backward(a->dbuf_c, G(GPT_ATTPROJ_W), G(GPT_ATTPROJ_B), dres, atty, P(GPT_ATTPROJ_W),
                       BT, C, C);
-  gpt_attention_backward(a->dqkv, a->datt, a->dpre, a->dbuf_c, qkv, att, B, T, C, NH);
+  gpt_attention_backward(a->dqkv, a->att_p, a->att_dp, a->dbuf_c, qkv, st, B, T, C, NH);
   gpt_matmul_backward(a->dbuf_c2, G(GPT_QKV_W), G(GPT_QKV_B), a->dqkv, ln1, P(GPT_QKV_W), BT, C, 3 * C);
   gpt_layernorm_backward(dres, G(GPT_LN1_W), G(GPT_LN1_B), a->dbuf_c2, res, P(GPT_LN1_W), ln1_mean,
                          ln1_rstd, BT, C);

@@ -11,28 +11,43 @@
 #ifndef GPT_CPU_H
 #define GPT_CPU_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "gpt_model.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* How the activations are kept. */
+typedef struct gpt_cpu_options {
+  /* Activation checkpointing: keep only each block's input (the residual
+   * stream) and one block's worth of per-layer activations; each block's
+   * backward first re-runs its forward into that slot. The recomputed
+   * values are bit-identical (same inputs, same operations in the same
+   * order), so losses and gradients are too. */
+  bool recompute;
+} gpt_cpu_options;
+
 /* Activations of one forward/backward pass over B sequences of T tokens,
- * owned by the program. Sizes are per layer unless noted. */
+ * owned by the program. "Per layer" arrays hold S slots of the size noted:
+ * S = L, or S = 1 under recompute (the slot holds layer slot_layer). */
 typedef struct gpt_cpu_acts {
   gpt_config cfg;
   int B, T;
+  bool recompute;
+  int slot_layer;                    /* recompute: the layer the slot holds now (-1: none) */
+  size_t bytes;                      /* every activation and scratch array, in bytes */
   float *encoded;                    /* (B,T,C) residual entering block 0 */
-  float *ln1, *ln1_mean, *ln1_rstd;  /* (L,B,T,C), (L,B,T), (L,B,T) */
-  float *qkv;                        /* (L,B,T,3C) */
-  float *att;                        /* (L,B,NH,T,T) softmax output, 0 above the diagonal */
-  float *atty;                       /* (L,B,T,C) attention output before c_proj */
-  float *attproj;                    /* (L,B,T,C) */
-  float *residual2;                  /* (L,B,T,C) = residual in + attproj */
+  float *ln1, *ln1_mean, *ln1_rstd;  /* (S,B,T,C), (S,B,T), (S,B,T) */
+  float *qkv;                        /* (S,B,T,3C) */
+  float *att_stats;                  /* (S,B,NH,T,2) softmax row max and 1/sum (gpt_cpu_ops.h) */
+  float *atty;                       /* (S,B,T,C) attention output before c_proj */
+  float *residual2;                  /* (S,B,T,C) = residual in + c_proj(atty) */
   float *ln2, *ln2_mean, *ln2_rstd;
-  float *fch, *fch_gelu;             /* (L,B,T,4C) */
-  float *fcproj;                     /* (L,B,T,C) */
-  float *residual3;                  /* (L,B,T,C) = residual2 + fcproj: block output */
+  float *fch, *fch_gelu;             /* (S,B,T,4C) */
+  float *residual3;                  /* (L,B,T,C) = residual2 + mlp c_proj: block output (always kept) */
   float *lnf, *lnf_mean, *lnf_rstd;  /* (B,T,C), (B,T), (B,T) */
   float *probs;                      /* (B,T,V) softmax; backward turns it into dlogits */
   float *losses;                     /* (B,T) per-token cross-entropy */
@@ -41,14 +56,28 @@ typedef struct gpt_cpu_acts {
   float *dbuf_c, *dbuf_c2;           /* (B,T,C) */
   float *dqkv;                       /* (B,T,3C) */
   float *dfch, *dfch2;               /* (B,T,4C) */
-  float *datt, *dpre;                /* (T,T) per (b,h) */
+  float *att_p, *att_dp;             /* (GPT_ATT_ROWS,T) attention score blocks */
   char err[256];
 } gpt_cpu_acts;
 
 /* Allocates activations for B sequences of T <= cfg->seq_len tokens.
  * Returns 0, or -1 with a message in err (size or memory). */
 int gpt_cpu_acts_init(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, char *err, size_t errlen);
+/* The same with options (NULL: the defaults, everything kept). */
+int gpt_cpu_acts_init_ex(gpt_cpu_acts *a, const gpt_config *cfg, int B, int T, const gpt_cpu_options *opt,
+                         char *err, size_t errlen);
 void gpt_cpu_acts_free(gpt_cpu_acts *a); /* NULL-safe, idempotent */
+
+/* Threads for the CPU model within this process: OpenMP's team for the
+ * elementwise passes and OpenBLAS's for the products. ranks_on_host: how
+ * many ranks share this host. OMP_NUM_THREADS, when set, decides (OpenMP
+ * and OpenBLAS read it themselves; OPENBLAS_NUM_THREADS likewise for
+ * OpenBLAS). Otherwise: the CPUs this process may run on when it is bound
+ * to fewer than the host has, else the host's CPUs divided among its ranks
+ * (at least 1): one thread per rank when the ranks fill the machine.
+ * Results do not depend on the count (gpt_cpu_ops.c). Returns the count;
+ * why: a short reason for the banner. */
+int gpt_cpu_set_threads(int ranks_on_host, char *why, size_t whylen);
 
 /* ---- stages (forward: embed, block 0..L-1, head; backward: the reverse) ---- */
 

@@ -48,7 +48,7 @@ shardrt_status gpt_run_register(shardrt_ctx *ctx, const gpt_registry *reg, int *
 }
 
 shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *reg, const int *rt_pid,
-                            int B, int T, bool tf32, bool flash) {
+                            int B, int T, bool tf32, bool flash, bool recompute) {
   memset(r, 0, sizeof *r);
   r->ctx = ctx;
   r->reg = reg;
@@ -87,8 +87,15 @@ shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *re
   char err[256];
   const shardrt_dtype dt = shardrt_get_plan(ctx)->compute_dtype;
   if (!r->cuda) {
-    if (gpt_cpu_acts_init(&r->cpu, &reg->cfg, B, T, err, sizeof err))
+    /* fsdp_activation_checkpointing: keep each block's input, recompute
+     * the rest of the block in its backward (gpt_cpu.h) */
+    gpt_cpu_options co = {.recompute = recompute};
+    const int hosts = shardrt_num_hosts(ctx) > 0 ? shardrt_num_hosts(ctx) : 1;
+    const int world = shardrt_world_size(ctx);
+    r->threads = gpt_cpu_set_threads((world + hosts - 1) / hosts, r->threads_note, sizeof r->threads_note);
+    if (gpt_cpu_acts_init_ex(&r->cpu, &reg->cfg, B, T, &co, err, sizeof err))
       return model_error(r, SHARDRT_ERR_OUT_OF_MEMORY, err);
+    r->act_bytes = r->cpu.bytes;
   } else {
 #ifdef GPT_HAVE_CUDA
     /* bf16 and fp16 plans compute in their dtype on tensor cores
@@ -97,13 +104,13 @@ shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *re
     gpt_cuda_options_default(&go);
     go.compute = dt;
     go.tf32 = tf32 && go.compute == SHARDRT_F32;
-    /* fsdp_activation_checkpointing: every GPU dtype, the same bits as without */
-    go.recompute = shardrt_get_plan(ctx)->activation_checkpointing;
+    /* activation checkpointing: every GPU dtype, the same bits as without */
+    go.recompute = recompute;
     go.flash_attention = flash && go.compute != SHARDRT_F32;
     if (gpt_cuda_create_ex(&r->gpu, &reg->cfg, B, T, shardrt_cuda_stream(ctx), &go, err, sizeof err))
       return model_error(r, SHARDRT_ERR_DEVICE, err);
 #else
-    (void)tf32, (void)flash;
+    (void)tf32, (void)flash, (void)recompute;
     return model_error(r, SHARDRT_ERR_UNSUPPORTED, "train_gpt was built without CUDA: use --device cpu");
 #endif
   }

@@ -33,6 +33,9 @@ typedef struct gpt_run {
   gpt_cpu_acts cpu;
   struct gpt_cuda *gpu;
   double stage_time_s;  /* compute time of the last micro-batch (cpu) */
+  int threads;              /* cpu: threads per rank (gpt_cpu_set_threads) */
+  char threads_note[96];    /* cpu: the count and why, for the banner */
+  size_t act_bytes;     /* activation memory held for the micro-batch (cpu; 0: not known) */
   char err[512];        /* model-side error; empty when the runtime raised it */
 } gpt_run;
 
@@ -44,9 +47,11 @@ shardrt_status gpt_run_register(shardrt_ctx *ctx, const gpt_registry *reg, int *
  * sequences of T tokens per micro-batch on the context's device (on a GPU:
  * bf16 tensor-core compute when the plan's compute dtype is bf16; tf32
  * lets fp32 products use TF32; flash selects the fused attention kernel of
- * the bf16 path). Takes ownership of nothing; rt_pid must outlive the run. */
+ * the bf16 path; recompute turns activation checkpointing on: the CPU
+ * path and the GPU bf16 path). Takes ownership of nothing; rt_pid must
+ * outlive the run. */
 shardrt_status gpt_run_init(gpt_run *r, shardrt_ctx *ctx, const gpt_registry *reg, const int *rt_pid,
-                            int B, int T, bool tf32, bool flash);
+                            int B, int T, bool tf32, bool flash, bool recompute);
 void gpt_run_free(gpt_run *r); /* NULL-safe, idempotent */
 
 /* Deterministic init from seed (gpt_param_init): every rank computes the

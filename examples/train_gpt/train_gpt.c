@@ -32,6 +32,7 @@ typedef struct gpt_flags {
   const char *data;
   const char *param_dtype;
   bool tf32, flash;
+  bool act_ckpt; /* --activation_checkpointing: recompute whatever the config says */
   const char *init_from; /* a Hugging Face GPT-2 directory */
   const char *export_hf; /* write the final model as a Hugging Face directory */
   int sample;            /* --sample N: tokens to generate after training */
@@ -53,6 +54,10 @@ static int usage(FILE *f) {
           "                             (default off; bf16/fp16 mixed precision uses 16-bit tensor cores anyway)\n"
           "  --flash_attention          bf16/fp16 on a GPU: fused flash-style attention instead of materialised\n"
           "                             scores (head size 16, 32, 64 or 128)\n"
+          "  --activation_checkpointing  recompute each block's forward in its backward, keeping only the block\n"
+          "                             inputs (as fsdp_activation_checkpointing: true; for configs without that\n"
+          "                             key, e.g. DeepSpeed, whose activation_checkpointing section only tunes\n"
+          "                             checkpoints the model itself makes)\n"
           "  --init_from DIR            start from a Hugging Face GPT-2 directory (config.json + model.safetensors,\n"
           "                             or a sharded model.safetensors.index.json and its shards);\n"
           "                             the shape comes from config.json\n"
@@ -93,6 +98,10 @@ static int parse_model(int *argc, char **argv, gpt_flags *fl) {
     }
     if (!strcmp(name, "--flash_attention") && !val) {
       fl->flash = true;
+      continue;
+    }
+    if (!strcmp(name, "--activation_checkpointing") && !val) {
+      fl->act_ckpt = true;
       continue;
     }
     int *ival = !strcmp(name, "--n_layer") ? &fl->n_layer : !strcmp(name, "--n_embd") ? &fl->n_embd
@@ -373,7 +382,8 @@ int main(int argc, char **argv) {
   }
   shardrt_status rc = gpt_run_register(ctx, &reg, rt_pid);
   if (rc == SHARDRT_OK) rc = shardrt_finalize(ctx);
-  if (rc == SHARDRT_OK) rc = gpt_run_init(&run, ctx, &reg, rt_pid, rows, T, fl.tf32, fl.flash);
+  if (rc == SHARDRT_OK)
+    rc = gpt_run_init(&run, ctx, &reg, rt_pid, rows, T, fl.tf32, fl.flash, fl.act_ckpt || pl->activation_checkpointing);
   if (rc == SHARDRT_OK) rc = gpt_run_set_weights(&run, o.seed, pl->sync_module_states);
   int first_step = 1;
   if (rc == SHARDRT_OK && fl.init_from) {
@@ -414,6 +424,7 @@ int main(int argc, char **argv) {
     char note[320];
     ex_blas_note(note, sizeof note);
     printf("train_gpt: %s\n", note);
+    if (!run.cuda) printf("train_gpt: CPU threads per rank: %s\n", run.threads_note);
   }
 
   const double global_tokens = (double)o.global_batch * T;
@@ -441,7 +452,8 @@ int main(int argc, char **argv) {
     double dt = shardrt_now() - t0;
     ex_step_record rec = {.step = step, .loss = loss_sum / global_tokens, .step_time_s = dt,
                           .num_params = shardrt_total_numel(ctx), .tokens_per_s = global_tokens / dt,
-                          .grad_norm = info.grad_norm, .loss_scale = info.loss_scale, .skipped = info.skipped};
+                          .grad_norm = info.grad_norm, .loss_scale = info.loss_scale, .skipped = info.skipped,
+                          .act_bytes = run.act_bytes};
     ex_log_step(log, ctx, &rec);
     if (!o.quiet) ex_progress(ctx, &rec);
     if ((rc = ex_ckpt_after_step(ctx, &o, step))) code = ex_fail(prog, "checkpoint", rc);
