@@ -62,7 +62,7 @@ shardrt_status shardrt__buf_alloc(shardrt_ctx *ctx, shardrt__buf *b, shardrt__me
     return shardrt__error(SHARDRT_ERR_OUT_OF_MEMORY, "allocation %d of %zu bytes refused (fail_alloc_after=%d)",
                           ctx->nallocs, b->bytes, ctx->fail_alloc_after);
   shardrt_status rc = SHARDRT_OK;
-  void *kept = shardrt__pool_poolable(b) ? shardrt__pool_take(ctx, b->bytes) : NULL;
+  void *kept = shardrt__pool_poolable(ctx, b) ? shardrt__pool_take(ctx, b->bytes) : NULL;
   if (kept) {
     b->p = kept;
   } else if (loc == SHARDRT__LOC_NVME) {
@@ -86,13 +86,13 @@ shardrt_status shardrt__buf_alloc(shardrt_ctx *ctx, shardrt__buf *b, shardrt__me
   /* What the context holds: in use plus the pool's idle buffers. */
   uint64_t held = ctx->mem_current + ctx->pool.idle_bytes;
   if (held > ctx->mem_peak) ctx->mem_peak = held;
-  if (shardrt__pool_poolable(b)) shardrt__pool_note_use(ctx);
+  if (shardrt__pool_poolable(ctx, b)) shardrt__pool_note_use(ctx);
   return SHARDRT_OK;
 }
 
 void shardrt__buf_free(shardrt_ctx *ctx, shardrt__buf *b) {
   if (!b || !b->p) return;
-  if (shardrt__pool_poolable(b) && shardrt__pool_put(ctx, b->p, b->bytes)) { /* kept for the next use */
+  if (shardrt__pool_poolable(ctx, b) && shardrt__pool_put(ctx, b->p, b->bytes)) { /* kept for the next use */
   } else if (b->loc == SHARDRT__LOC_NVME) munmap(b->p, b->bytes);
   else if (b->loc == SHARDRT__LOC_DEVICE) ctx->dev.i->free(ctx->dev.self, b->p);
   else if (ctx->dev.i->host_free) ctx->dev.i->host_free(ctx->dev.self, b->p);

@@ -184,7 +184,7 @@ void shardrt__buf_free(shardrt_ctx *ctx, shardrt__buf *b);
  * `bytes` or NULL; put keeps a freed one (false: the caller frees it);
  * note_use records the transient in-use high-water after an allocation;
  * release frees every idle buffer (teardown). */
-bool shardrt__pool_poolable(const shardrt__buf *b);
+bool shardrt__pool_poolable(const shardrt_ctx *ctx, const shardrt__buf *b);
 void *shardrt__pool_take(shardrt_ctx *ctx, size_t bytes);
 bool shardrt__pool_put(shardrt_ctx *ctx, void *p, size_t bytes);
 void shardrt__pool_note_use(shardrt_ctx *ctx);

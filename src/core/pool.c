@@ -24,8 +24,16 @@
 
 #include "src/core/ctx.h"
 
-bool shardrt__pool_poolable(const shardrt__buf *b) {
-  return b->loc == SHARDRT__LOC_DEVICE && (b->cat == SHARDRT__MEM_GATHERED || b->cat == SHARDRT__MEM_STAGING);
+/* Host-memory devices only. The CUDA backend already keeps freed blocks in
+ * its own stream-ordered pool (cudaFreeAsync on the compute stream, with the
+ * release threshold raised: no driver call and no device synchronisation per
+ * step), and its reuse is ordered on that stream. A block handed out again
+ * from here would be reusable at once, while kernels queued on the compute
+ * stream may still read it and a collective on the comm stream would write
+ * it: a race that only events per buffer would close. */
+bool shardrt__pool_poolable(const shardrt_ctx *ctx, const shardrt__buf *b) {
+  return !ctx->dev.is_cuda && b->loc == SHARDRT__LOC_DEVICE &&
+         (b->cat == SHARDRT__MEM_GATHERED || b->cat == SHARDRT__MEM_STAGING);
 }
 
 /* Idle bytes allowed per byte of the transient in-use high-water. One step
