@@ -59,7 +59,12 @@ static inline float exp_inline(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   float y = p * z + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
+  /* A NaN input passes the clamp and makes y NaN, which is the result; its n
+   * must not reach the integer conversion (undefined for NaN), so it
+   * becomes 0 there. Otherwise n is in [-126, 127]: the biased exponent is
+   * positive and the shift defined. */
+  const float nn = n == n ? n : 0.0f;
+  int32_t bits = ((int32_t)nn + 127) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
   return y * scale;
